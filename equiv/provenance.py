@@ -1,0 +1,74 @@
+"""What every result file records: code version, library versions, device, host and time.
+
+:func:`environment` returns a plain JSON-able dict; experiment runners and the batch runner put it
+next to their parameters in every file they write.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import socket
+import subprocess
+import sys
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["code_version", "library_versions", "device_description", "environment"]
+
+_LIBRARIES = ("torch", "numpy", "e2cnn", "pandas", "tqdm", "mlxtend", "pooch", "papermill", "jupyter-book")
+
+
+@lru_cache(maxsize=1)
+def code_version() -> dict[str, Any]:
+    """The equiv package version and, inside a git checkout, the commit and whether the tree is dirty."""
+    from equiv import __version__
+
+    info: dict[str, Any] = {"equiv": __version__, "git_commit": None, "git_dirty": None}
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if commit.returncode == 0:
+            info["git_commit"] = commit.stdout.strip()
+            status = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10
+            )
+            info["git_dirty"] = bool(status.stdout.strip()) if status.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of the libraries a result depends on (None when not installed)."""
+    out: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for name in _LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device_description(device: Any = None) -> str:
+    """A human-readable name of the device (GPU model or CPU) a computation ran on."""
+    import torch
+
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if dev.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(dev)}"
+    return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def environment(device: Any = None) -> dict[str, Any]:
+    """Everything a result file should carry besides its parameters."""
+    return {
+        "code": code_version(),
+        "libraries": library_versions(),
+        "device": device_description(device),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "timestamp_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
