@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from equiv.groups import Group, get_group
+from equiv.rotation import rotate, rotate_batch_angles
 
 __all__ = [
     "transform_input",
@@ -31,11 +32,6 @@ __all__ = [
 ]
 
 
-def rotate(x: torch.Tensor, degrees, fill=0.0) -> torch.Tensor:
-    """Rotate images counter-clockwise by ``degrees`` (see :func:`equiv.rotation.rotate`)."""
-    from equiv.rotation import rotate as _rotate
-
-    return _rotate(x, degrees, fill)
 
 
 def _geometric_to_group_map(out, group: Group) -> torch.Tensor:
@@ -215,8 +211,7 @@ def accuracy_vs_rotation(
             xb = images[start : start + per_chunk].to(dev)
             yb = labels[start : start + per_chunk].to(dev)
             b = xb.shape[0]
-            stacked = xb.repeat(len(angles), 1, 1, 1)  # angle-major: (A·b, C, H, W)
-            rotated = rotate(stacked, angle_t.repeat_interleave(b).to(dev), fill)
+            rotated = rotate_batch_angles(xb, angle_t, fill)  # angle-major: (A·b, C, H, W)
             preds = model(rotated).argmax(dim=1).view(len(angles), b)
             correct += (preds == yb.unsqueeze(0)).sum(dim=1).cpu()
     return pd.DataFrame(
