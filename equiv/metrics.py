@@ -52,19 +52,22 @@ def transform_input(g, x: torch.Tensor, group: str | Group) -> torch.Tensor:
 
 def transform_output(g, y: torch.Tensor, group: str | Group) -> torch.Tensor:
     """``g·y`` for an output, by shape: group map → full action, size-1 group axis or image → spatial
-    action, vector ``(B, K)`` or ``(B,)`` → unchanged (invariance)."""
+    action, ``(B, C, |G|)`` → permutation of the group axis, vector ``(B, K)`` or ``(B,)`` → unchanged
+    (invariance)."""
     grp = get_group(group)
     if y.dim() == 5 and y.shape[2] == grp.order:
         return grp.act_on_group_map(g, y)
     if y.dim() == 5 and y.shape[2] == 1:
         return grp.act_on_image(g, y)
-    if y.dim() in (3, 4):
+    if y.dim() == 4:
         return grp.act_on_image(g, y)
+    if y.dim() == 3 and y.shape[2] == grp.order:  # (B, C, |G|): a group function without space
+        return torch.index_select(y, 2, grp.permutation(g).to(y.device))
     if y.dim() in (1, 2):
         return y
     raise ValueError(
-        f"cannot act with {grp.name} on an output of shape {tuple(y.shape)}: expected (B, K), (B, C, H, W) "
-        f"or (B, C, |G|={grp.order} or 1, H, W)"
+        f"cannot act with {grp.name} on an output of shape {tuple(y.shape)}: expected (B, K), (B, C, |G|={grp.order}), "
+        f"(B, C, H, W) or (B, C, |G|={grp.order} or 1, H, W)"
     )
 
 

@@ -1,0 +1,166 @@
+"""``equiv run``, ``equiv status`` and ``equiv results``: the batch runner's commands.
+
+:func:`register` adds them to the ``equiv`` command line (:mod:`equiv.cli`); each ``func`` returns
+an exit code: ``run`` 0 when every run of the grid is done, 1 when any failed (its last stdout line
+says how many); ``status`` 0; ``results`` 0, or 1 when no run has finished yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["register", "cmd_run", "cmd_status", "cmd_results"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (a whole number >= 1)")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (a whole number >= 0)")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (a number > 0)")
+    return value
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``equiv run``: execute a grid; print failures and a last line with the counts."""
+    slurm = {
+        "cluster": args.slurm_cluster,
+        "partition": args.slurm_partition,
+        "gpus_per_run": args.slurm_gpus_per_run,
+        "cpus_per_run": args.slurm_cpus_per_run,
+        "time_limit_min": args.slurm_time_limit,
+        "array_parallelism": args.slurm_array_parallelism,
+        "mem_gb": args.slurm_mem_gb,
+    }
+    try:
+        summary = _run(args, slurm)
+    except KeyboardInterrupt:
+        print("equiv run: interrupted; finished runs are kept, run the same command again to resume", flush=True)
+        return 130
+    for outcome in summary.outcomes:
+        if outcome.status == "failed" and outcome.error:
+            message = str(outcome.error.get("message", "")).strip().splitlines()
+            print(f"failed {outcome.run_id}: {outcome.error.get('type')}: {message[0] if message else ''}")
+    sys.stderr.flush()
+    print(summary.last_line(), flush=True)
+    return summary.exit_code
+
+
+def _run(args: argparse.Namespace, slurm: dict):
+    from equiv.batch.runner import run_grid
+
+    return run_grid(
+        args.grid,
+        jobs=args.jobs,
+        profile=args.profile,
+        backend=args.backend,
+        scheduler=args.scheduler,
+        retry_failed=args.retry_failed,
+        runs_dir=args.runs_dir,
+        slurm=slurm,
+        cell_timeout=args.cell_timeout,
+        progress=not args.no_progress,
+    )
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``equiv status``: one line per run and a count line."""
+    from equiv.batch.state import format_status, list_run_states
+
+    states = list_run_states(args.run_dir)
+    if args.json:
+        rows = [
+            {
+                "run_id": s.run_id,
+                "state": s.state,
+                "attempt": s.attempt,
+                "duration_s": s.duration_s,
+                "interrupted": s.interrupted,
+                "notebook_changed": s.notebook_changed,
+                "parameters": s.parameters,
+                "error": s.error,
+            }
+            for s in states
+        ]
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        print(format_status(states))
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    """``equiv results``: write the tidy table as CSV and Parquet."""
+    from equiv.batch.collect import write_results
+    from equiv.batch.state import list_run_states
+
+    if not any(s.state in ("done", "failed") for s in list_run_states(args.run_dir, probe_lock=False)):
+        print(f"equiv results: no finished runs in {args.run_dir} yet", file=sys.stderr)
+        return 1
+    csv_path, parquet_path, frame = write_results(args.run_dir, args.out)
+    print(f"{len(frame)} rows from {frame['run_id'].nunique()} runs -> {csv_path}, {parquet_path}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``run``, ``status`` and ``results`` to the ``equiv`` command line."""
+    from equiv.batch.runner import BACKENDS
+    from equiv.batch.slurm import CLUSTERS
+
+    run = subparsers.add_parser(
+        "run",
+        help="execute every parameter combination of a grid file through papermill",
+        description="Execute every run of GRID (a YAML grid file, see experiments/README.md) that is not done yet. "
+        "Results go to RUNS_DIR/<grid-name>/<run-id>/; rerunning skips finished runs and resumes interrupted ones.",
+    )
+    run.add_argument("grid", type=Path, help="the grid file (YAML)")
+    run.add_argument("--jobs", "-j", type=_positive_int, default=None, help="runs at once on this machine (local backend; default 1)")
+    run.add_argument("--profile", default=None, help="profile to run (overrides the grid's 'profile' and $EQUIV_PROFILE), e.g. smoke")
+    run.add_argument("--backend", choices=BACKENDS, default="local", help="where runs execute (default: local)")
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address, for --backend dask")
+    run.add_argument("--retry-failed", action="store_true", help="run failed runs again (otherwise they are left as they are)")
+    run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where results go (default: ./runs)")
+    run.add_argument("--cell-timeout", type=_positive_float, default=None, metavar="SECONDS", help="fail a run whose cell runs longer")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    slurm = run.add_argument_group("Slurm (--backend slurm; override the grid's 'slurm:' section)")
+    slurm.add_argument("--slurm-partition", default=None)
+    slurm.add_argument("--slurm-gpus-per-run", type=_nonneg_int, default=None, metavar="N")
+    slurm.add_argument("--slurm-cpus-per-run", type=_positive_int, default=None, metavar="N")
+    slurm.add_argument("--slurm-time-limit", type=_positive_int, default=None, metavar="MINUTES", help="per run")
+    slurm.add_argument("--slurm-array-parallelism", type=_positive_int, default=None, metavar="N", help="array tasks at once (default: --jobs)")
+    slurm.add_argument("--slurm-mem-gb", type=_positive_float, default=None, metavar="GB")
+    slurm.add_argument("--slurm-cluster", choices=CLUSTERS, default=None, help="'local' runs the array with submitit's LocalExecutor")
+    run.set_defaults(func=cmd_run)
+
+    status = subparsers.add_parser("status", help="list each run of a grid: done / failed / running / pending")
+    status.add_argument("run_dir", type=Path, metavar="RUNS_DIR/GRID", help="e.g. runs/<grid-name>")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
+
+    results = subparsers.add_parser("results", help="collect finished runs into one table (CSV and Parquet)")
+    results.add_argument("run_dir", type=Path, metavar="RUNS_DIR/GRID", help="e.g. runs/<grid-name>")
+    results.add_argument("--out", type=Path, default=None, help="output path without suffix (default: RUNS_DIR/GRID/results)")
+    results.set_defaults(func=cmd_results)

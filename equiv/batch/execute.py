@@ -1,0 +1,316 @@
+"""Execute one run: take its lock, run the notebook with papermill, write its manifest.
+
+:func:`execute_task` is what every backend ends up calling, inside a process of its own (the
+worker, see :mod:`equiv.batch.worker`): it sets the kernel's environment (``EQUIV_RUN_DIR``,
+``EQUIV_PROFILE``) in ``os.environ`` for the duration of the run.
+
+Sequence, all under the run's lock (:mod:`equiv.batch.lock`):
+
+1. read the manifest: ``done`` -> nothing to do; ``failed`` -> run again only with ``retry_failed``
+   and if nobody ran it since the runner planned it (same attempt number); none or an interrupted
+   ``running`` -> run it;
+2. empty the run directory of what an earlier attempt left (partial notebook, stale
+   ``metrics.json``, files the notebook wrote, temporaries): every attempt starts clean, keeping
+   only ``params.json``, ``manifest.json``, ``.lock`` and ``worker.log`` (appended to);
+3. write the manifest with status ``running`` and the attempt number;
+4. execute the notebook with papermill (parameters injected as data, never through a shell);
+   kernel start-up races (``ZMQError: Address already in use``, "Kernel died before replying to
+   kernel_info") are retried a few times;
+5. copy papermill's output atomically to ``<notebook-name>.ipynb`` and write the final manifest
+   (``done`` or ``failed`` with the exception's name, message and traceback) atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import time
+import traceback as _tb
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from equiv.atomic_io import atomic_write_bytes, atomic_write_json
+from equiv.batch.layout import EXECUTING_NOTEBOOK, LOCK_FILE, MANIFEST_FILE, METRICS_FILE, PARAMS_FILE, WORKER_LOG
+from equiv.batch.lock import RunLock
+from equiv.batch.metrics import PROFILE_ENV, RUN_DIR_ENV
+from equiv.batch.state import file_sha256, read_manifest
+
+__all__ = [
+    "RunTask",
+    "Outcome",
+    "execute_task",
+    "is_kernel_startup_race",
+    "error_info",
+    "KERNEL_START_RETRIES",
+    "utc_now",
+]
+
+KERNEL_START_RETRIES = 3  # extra tries after a kernel start-up race
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def utc_now() -> str:
+    """Current UTC time, ISO 8601 with microseconds."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass
+class RunTask:
+    """Everything a worker needs to execute one run (JSON-able: it crosses process boundaries)."""
+
+    grid: str
+    run_id: str
+    run_dir: str
+    notebook: str  # absolute path
+    notebook_key: str  # the notebook's path in the run id
+    parameters: dict[str, Any]
+    profile: str | None = None
+    expected_attempt: int = 0  # the attempt number the runner saw when it planned the grid
+    retry_failed: bool = False
+    wait_for_lock: bool = True  # False: give up at once (outcome "busy") when another process runs it
+    cell_timeout: float | None = None  # seconds per cell, None: no limit
+    start_timeout: float = 60.0  # seconds for the kernel to start
+    backend: str = "local"
+    resources: dict[str, str] = field(default_factory=dict)  # env vars for the run (GPU, threads)
+    environment: dict[str, Any] | None = None  # provenance computed by the launcher; None: here
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunTask":
+        """Inverse of :meth:`to_dict`."""
+        return cls(**dict(data))
+
+
+@dataclass
+class Outcome:
+    """What happened to one task.
+
+    ``status``: done | failed | skipped (done before) | busy (another process holds its lock) |
+    interrupted (its worker was stopped by a signal; the run resumes on the next ``equiv run``).
+    """
+
+    run_id: str
+    status: str
+    detail: str = ""
+    duration_s: float | None = None
+    attempt: int = 0
+    error: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Outcome":
+        """Inverse of :meth:`to_dict`."""
+        return cls(**dict(data))
+
+
+def _chain(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def is_kernel_startup_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is a kernel start-up failure that a retry can fix (no cell has run)."""
+    for e in _chain(exc):
+        msg = str(e)
+        if type(e).__name__ == "ZMQError" and "Address already in use" in msg:
+            return True
+        if isinstance(e, RuntimeError) and "Kernel died before replying to kernel_info" in msg:
+            return True
+        if "Kernel didn't respond in" in msg:  # start-up timeout under heavy load
+            return True
+    return False
+
+
+def error_info(exc: BaseException) -> dict[str, Any]:
+    """``{"type", "message", "traceback", ...}`` of a failed run (notebook errors keep the cell's traceback)."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        return {
+            "type": exc.ename,
+            "message": exc.evalue,
+            "traceback": _ANSI.sub("", "\n".join(exc.traceback)),
+            "cell_index": exc.cell_index,
+            "exec_count": exc.exec_count,
+            "where": "notebook",
+        }
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(_tb.format_exception(type(exc), exc, exc.__traceback__)),
+        "where": "runner",
+    }
+
+
+def _papermill_execute(task: RunTask, output: Path) -> None:
+    import papermill
+
+    papermill.execute_notebook(
+        task.notebook,
+        str(output),
+        parameters=dict(task.parameters),
+        cwd=str(Path(task.notebook).parent),
+        progress_bar=False,
+        log_output=False,
+        start_timeout=task.start_timeout,
+        execution_timeout=task.cell_timeout,
+    )
+
+
+def _execute_with_retries(
+    task: RunTask, output: Path, execute: Callable[[RunTask, Path], None], retries: int = KERNEL_START_RETRIES
+) -> int:
+    """Run ``execute``; retry kernel start-up races; return how many retries it took."""
+    for tried in range(retries + 1):
+        try:
+            execute(task, output)
+            return tried
+        except Exception as err:
+            if tried == retries or not is_kernel_startup_race(err):
+                raise
+            output.unlink(missing_ok=True)
+            time.sleep(0.5 * 2**tried + random.uniform(0, 0.5))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+_KEEP = frozenset({PARAMS_FILE, MANIFEST_FILE, LOCK_FILE, WORKER_LOG})
+
+
+def _clean_leftovers(run_dir: Path) -> None:
+    """Start an attempt from a clean run directory: whatever an earlier, unfinished or failed
+    attempt left (partial notebook, metrics, files the notebook wrote, temporaries) goes."""
+    for entry in run_dir.iterdir():
+        if entry.name in _KEEP:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _cell_seconds(notebook: Path) -> float | None:
+    try:
+        nb = json.loads(notebook.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    total = 0.0
+    for cell in nb.get("cells", []):
+        d = cell.get("metadata", {}).get("papermill", {}).get("duration")
+        if isinstance(d, (int, float)):
+            total += d
+    return total
+
+
+def _provenance(env_info: Mapping[str, Any]) -> dict[str, Any]:
+    code = env_info.get("code", {})
+    return {
+        "git_commit": code.get("git_commit"),
+        "git_dirty": code.get("git_dirty"),
+        "equiv_version": code.get("equiv"),
+        "libraries": env_info.get("libraries"),
+        "device": env_info.get("device"),
+        "platform": env_info.get("platform"),
+    }
+
+
+def execute_task(task: RunTask, *, execute: Callable[[RunTask, Path], None] | None = None) -> Outcome:
+    """Execute ``task`` (see the module docstring); ``execute`` replaces papermill in tests."""
+    execute = execute or _papermill_execute
+    run_dir = Path(task.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir / LOCK_FILE)
+    if not lock.acquire(blocking=task.wait_for_lock):
+        return Outcome(task.run_id, "busy", "another process is running it")
+    saved_env = {k: os.environ.get(k) for k in (RUN_DIR_ENV, PROFILE_ENV)}
+    try:
+        manifest = read_manifest(run_dir) or {}
+        status, attempt = manifest.get("status"), int(manifest.get("attempt", 0))
+        if status == "done":
+            return Outcome(task.run_id, "skipped", "already done", manifest.get("duration_s"), attempt)
+        if status == "failed" and not (task.retry_failed and attempt == task.expected_attempt):
+            why = "failed earlier (use --retry-failed)" if attempt == task.expected_attempt else "failed in another runner"
+            return Outcome(task.run_id, "failed", why, manifest.get("duration_s"), attempt, manifest.get("error"))
+
+        output_name = Path(task.notebook).name
+        _clean_leftovers(run_dir)
+        if task.environment is None:
+            from equiv.provenance import environment
+
+            env_info = environment()
+        else:
+            env_info = task.environment
+        attempt += 1
+        record: dict[str, Any] = {
+            "run_id": task.run_id,
+            "grid": task.grid,
+            "status": "running",
+            "attempt": attempt,
+            "notebook": task.notebook_key,
+            "notebook_path": task.notebook,
+            "notebook_sha256": file_sha256(Path(task.notebook)),
+            "output_notebook": output_name,
+            "profile": task.profile,
+            "backend": task.backend,
+            "start_time": utc_now(),
+            "end_time": None,
+            "duration_s": None,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            **_provenance(env_info),
+            "resources": dict(task.resources),
+            "error": None,
+        }
+        atomic_write_json(run_dir / MANIFEST_FILE, record)
+
+        os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
+        if task.profile is None:
+            os.environ.pop(PROFILE_ENV, None)
+        else:
+            os.environ[PROFILE_ENV] = task.profile
+        executing = run_dir / EXECUTING_NOTEBOOK
+        started = time.monotonic()
+        error: dict[str, Any] | None = None
+        retries = 0
+        try:
+            retries = _execute_with_retries(task, executing, execute)
+        except Exception as err:  # the notebook failed, or its kernel did
+            error = error_info(err)
+        duration = time.monotonic() - started
+        cell_seconds = None
+        if executing.is_file():
+            cell_seconds = _cell_seconds(executing)
+            atomic_write_bytes(run_dir / output_name, executing.read_bytes())
+            executing.unlink(missing_ok=True)
+        record.update(
+            status="failed" if error else "done",
+            end_time=utc_now(),
+            duration_s=round(duration, 3),
+            cell_execution_s=None if cell_seconds is None else round(cell_seconds, 3),
+            kernel_start_retries=retries,
+            metrics_file=METRICS_FILE if (run_dir / METRICS_FILE).is_file() else None,
+            error=error,
+        )
+        atomic_write_json(run_dir / MANIFEST_FILE, record)
+        return Outcome(task.run_id, record["status"], "", record["duration_s"], attempt, error)
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        lock.release()

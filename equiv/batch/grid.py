@@ -1,0 +1,425 @@
+"""Grid files: load a YAML grid, check it against its notebook, expand it into runs.
+
+Format (full description in ``experiments/README.md``)::
+
+    name: exactness-sizes          # optional, default: the file's stem; names runs/<name>/
+    description: free text         # optional
+    notebook: ../book/exactness.ipynb   # relative to this file, else to the repository root
+    parameters: {epochs: 10}       # fixed parameters
+    axes:                          # swept: cartesian product, in the order written
+      input_size: [28, 29, 33]
+      model: [p4cnn, z2cnn]
+    seeds: 3                       # or [0, 1, 2]; each combination once per seed, as parameter `seed`
+    profile: book                  # default profile; --profile / $EQUIV_PROFILE as fallbacks
+    profiles:                      # optional per-profile overrides
+      smoke: {parameters: {epochs: 1}, axes: {input_size: [28]}, seeds: 1}
+    slurm: {partition: gpu, gpus_per_run: 1, cpus_per_run: 4, time_limit_min: 60, array_parallelism: 8, mem_gb: 16}
+
+Every check happens in :func:`load_grid`, before anything runs, and fails with a one-line
+:class:`GridError` (a ``ValueError``) that names the bad key or value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from equiv.batch.metrics import PROFILE_ENV
+from equiv.batch.runid import run_id
+
+__all__ = [
+    "GridError",
+    "Grid",
+    "RunSpec",
+    "load_grid",
+    "notebook_parameter_types",
+    "ALLOWED_KEYS",
+    "SLURM_KEYS",
+    "SEED_PARAMETER",
+    "PROFILE_PARAMETER",
+]
+
+ALLOWED_KEYS = ("name", "description", "notebook", "parameters", "axes", "seeds", "profile", "profiles", "slurm")
+PROFILE_KEYS = ("parameters", "axes", "seeds")
+# slurm: key -> (accepted types, smallest value)
+SLURM_KEYS: dict[str, tuple[tuple[type, ...], float | None]] = {
+    "partition": ((str,), None),
+    "gpus_per_run": ((int,), 0),
+    "cpus_per_run": ((int,), 1),
+    "time_limit_min": ((int,), 1),
+    "array_parallelism": ((int,), 1),
+    "mem_gb": ((int, float), 0),
+}
+SEED_PARAMETER = "seed"  # the notebook parameter that receives each value of `seeds`
+PROFILE_PARAMETER = "profile"  # injected with the run's profile when the notebook declares it
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_TYPE_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict, "tuple": tuple}
+
+
+class GridError(ValueError):
+    """A grid file that cannot run; the message is one line naming the bad thing."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One parameter combination: its id, position in the grid, and the parameters papermill injects."""
+
+    run_id: str
+    index: int
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A checked, expanded grid."""
+
+    name: str
+    path: Path  # the YAML file
+    notebook: Path  # absolute path of the notebook
+    notebook_key: str  # the notebook path that enters the run id (see equiv.batch.runid)
+    profile: str | None
+    parameters: dict[str, Any]
+    axes: dict[str, list[Any]]
+    seeds: list[int] | None
+    runs: tuple[RunSpec, ...]
+    slurm: dict[str, Any] = field(default_factory=dict)
+    description: str | None = None
+
+
+def _fail(source: str, msg: str) -> GridError:
+    return GridError(f"{source}: {msg}")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _repo_root(start: Path) -> Path | None:
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists() or (folder / "pyproject.toml").is_file():
+            return folder
+    return None
+
+
+def _resolve_notebook(source: str, value: Any, grid_path: Path) -> tuple[Path, str]:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(source, f"'notebook' must be a path to an .ipynb file, got {_short(value)}")
+    grid_folder = grid_path.parent
+    root = _repo_root(grid_folder)
+    given = Path(value).expanduser()
+    candidates = [given] if given.is_absolute() else [grid_folder / given] + ([root / given] if root else [])
+    for cand in candidates:
+        if cand.is_file():
+            nb = cand.resolve()
+            break
+    else:
+        where = " and ".join(str(c.parent) for c in candidates)
+        raise _fail(source, f"notebook {value!r} not found (looked in {where})")
+    if nb.suffix != ".ipynb":
+        raise _fail(source, f"notebook {value!r} is not an .ipynb file")
+    nb_root = _repo_root(nb.parent)  # the notebook's own repository: the key does not depend on where the grid lives
+    if nb_root is not None:
+        key = nb.relative_to(nb_root.resolve()).as_posix()
+    else:
+        key = Path(os.path.relpath(nb, grid_folder.resolve())).as_posix()
+    return nb, key
+
+
+def notebook_parameter_types(notebook: str | os.PathLike) -> dict[str, type | None]:
+    """Parameters of the notebook's ``parameters``-tagged cell and the type each expects.
+
+    The type comes from a builtin annotation (``n: int = 3``) or else from the default's literal
+    value; ``None`` means "any" (default ``None`` or an expression that is not a literal).
+    """
+    import papermill
+
+    info = papermill.inspect_notebook(str(notebook))
+    out: dict[str, type | None] = {}
+    for name, entry in info.items():
+        annotated = _TYPE_NAMES.get(str(entry.get("inferred_type_name", "")).strip())
+        expected: type | None = annotated
+        if expected is None:
+            try:
+                default = ast.literal_eval(str(entry.get("default", "")))
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                default = None
+            expected = None if default is None else type(default)
+        if expected is set or expected is frozenset:
+            expected = list
+        out[name] = expected
+    return out
+
+
+def _check_json(source: str, where: str, value: Any) -> None:
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _fail(source, f"{where} is {value!r}; only finite numbers are allowed")
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(source, f"{where}[{i}]", item)
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise _fail(source, f"{where} has key {k!r}; mapping keys must be strings")
+            _check_json(source, f"{where}.{k}", v)
+        return
+    raise _fail(source, f"{where} is {_short(value)} ({type(value).__name__}); allowed: null, bool, int, float, str, list, mapping")
+
+
+def _coerce(source: str, where: str, value: Any, expected: type | None, notebook_key: str) -> Any:
+    """Check ``value`` against the default's type; an int may go where a float is (made a float)."""
+    if expected is None:
+        return value
+    ok: bool
+    if expected is bool:
+        ok = isinstance(value, bool)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok:
+            value = float(value)
+    elif expected in (list, tuple):
+        ok = isinstance(value, list)
+    elif expected in (str, dict):
+        ok = isinstance(value, expected)
+    else:  # complex, bytes, ...: cannot come from YAML and JSON; accept and let the notebook judge
+        return value
+    if not ok:
+        allowed = "int or float" if expected is float else expected.__name__
+        raise _fail(
+            source,
+            f"{where} = {_short(value)} is {type(value).__name__}, but the default in {notebook_key} is {expected.__name__} (allowed: {allowed})",
+        )
+    return value
+
+
+def _mapping(source: str, key: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(source, f"'{key}' must be a mapping of parameter name to value, got {_short(value)}")
+    for name in value:
+        if not isinstance(name, str):
+            raise _fail(source, f"'{key}' has a parameter name {name!r} that is not a string")
+    return dict(value)
+
+
+def _seeds(source: str, where: str, value: Any) -> list[int] | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise _fail(source, f"{where} is {value}: the grid is empty; give a count >= 1 or a list of seeds")
+        return list(range(value))
+    if isinstance(value, list):
+        if not value:
+            raise _fail(source, f"{where} is an empty list: the grid is empty; give a count >= 1 or a list of seeds")
+        for s in value:
+            if not isinstance(s, int) or isinstance(s, bool) or s < 0:
+                raise _fail(source, f"{where} contains {_short(s)}; seeds must be non-negative ints")
+        if len(set(value)) != len(value):
+            dup = next(s for s in value if value.count(s) > 1)
+            raise _fail(source, f"{where} repeats seed {dup}")
+        return list(value)
+    raise _fail(source, f"{where} must be a count (int >= 1) or a list of ints, got {_short(value)}")
+
+
+def _axes(source: str, where: str, value: Any) -> dict[str, list[Any]]:
+    axes = _mapping(source, where, value)
+    for name, values in axes.items():
+        if not isinstance(values, list):
+            raise _fail(
+                source, f"axis '{name}' must be a list of values, got {_short(values)}; put a single value under 'parameters'"
+            )
+        if not values:
+            raise _fail(source, f"axis '{name}' has no values: the grid is empty; give at least one value")
+    return axes
+
+
+def _slurm(source: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(source, f"'slurm' must be a mapping, got {_short(value)}")
+    for key, val in value.items():
+        if key not in SLURM_KEYS:
+            raise _fail(source, f"unknown key {key!r} in 'slurm' (allowed: {', '.join(SLURM_KEYS)})")
+        types, least = SLURM_KEYS[key]
+        if isinstance(val, bool) or not isinstance(val, types) or (least is not None and val < least):
+            kind = " or ".join(t.__name__ for t in types) + (f" >= {least}" if least is not None else "")
+            raise _fail(source, f"slurm.{key} = {_short(val)} is not allowed (expected {kind})")
+    return dict(value)
+
+
+def _merge_profile(
+    source: str, name: str, overlay: Any, parameters: dict, axes: dict, seeds: list[int] | None
+) -> tuple[dict, dict, list[int] | None]:
+    if not isinstance(overlay, dict):
+        raise _fail(source, f"profiles.{name} must be a mapping with keys {', '.join(PROFILE_KEYS)}")
+    for key in overlay:
+        if key not in PROFILE_KEYS:
+            raise _fail(source, f"unknown key {key!r} in profiles.{name} (allowed: {', '.join(PROFILE_KEYS)})")
+    over_params = _mapping(source, f"profiles.{name}.parameters", overlay.get("parameters"))
+    over_axes = _axes(source, f"profiles.{name}.axes", overlay.get("axes"))
+    params = {k: v for k, v in parameters.items() if k not in over_axes} | over_params
+    new_axes = {k: v for k, v in axes.items() if k not in over_params} | over_axes
+    new_seeds = _seeds(source, f"profiles.{name}.seeds", overlay["seeds"]) if "seeds" in overlay else seeds
+    return params, new_axes, new_seeds
+
+
+def _check_names(
+    source: str,
+    parameters: dict,
+    axes: dict,
+    seeds: list[int] | None,
+    declared: dict[str, type | None],
+    notebook_key: str,
+) -> tuple[dict, dict]:
+    both = sorted(set(parameters) & set(axes))
+    if both:
+        raise _fail(source, f"'{both[0]}' is both a fixed parameter and an axis; give it in one place")
+    for where, names in (("parameter", parameters), ("axis", axes)):
+        for name in names:
+            if name == PROFILE_PARAMETER:
+                raise _fail(source, f"{where} '{name}' is set by the top-level 'profile' key (or --profile), not as a {where}")
+            if name == SEED_PARAMETER and seeds is not None:
+                raise _fail(source, f"{where} '{name}' conflicts with 'seeds'; give seeds in one place")
+            if name not in declared:
+                known = ", ".join(sorted(declared)) or "none"
+                raise _fail(
+                    source, f"{where} '{name}' is not defined in the parameters cell of {notebook_key} (defined: {known})"
+                )
+    if seeds is not None and SEED_PARAMETER not in declared:
+        raise _fail(source, f"'seeds' needs a '{SEED_PARAMETER}' parameter in the parameters cell of {notebook_key}")
+    fixed = {}
+    for name, value in parameters.items():
+        _check_json(source, f"parameter '{name}'", value)
+        fixed[name] = _coerce(source, f"parameter '{name}'", value, declared[name], notebook_key)
+    swept: dict[str, list[Any]] = {}
+    for name, values in axes.items():
+        coerced = []
+        for i, value in enumerate(values):
+            _check_json(source, f"axis '{name}'[{i}]", value)
+            coerced.append(_coerce(source, f"axis '{name}'[{i}]", value, declared[name], notebook_key))
+        seen: list[Any] = []
+        for value in coerced:
+            if any(type(value) is type(s) and value == s for s in seen):
+                raise _fail(source, f"axis '{name}' repeats value {_short(value)}")
+            seen.append(value)
+        swept[name] = coerced
+    if seeds is not None:
+        for seed in seeds:
+            _coerce(source, "seed", seed, declared[SEED_PARAMETER], notebook_key)
+    return fixed, swept
+
+
+def _expand(
+    notebook_key: str, profile: str | None, fixed: dict, axes: dict, seeds: list[int] | None, inject_profile: bool
+) -> tuple[RunSpec, ...]:
+    names = list(axes)
+    runs = []
+    for combo in itertools.product(*(axes[n] for n in names)):
+        for seed in seeds if seeds is not None else [None]:
+            params = dict(fixed)
+            params.update(zip(names, combo))
+            if seed is not None:
+                params[SEED_PARAMETER] = seed
+            if inject_profile:
+                params[PROFILE_PARAMETER] = profile
+            runs.append(RunSpec(run_id=run_id(notebook_key, params, profile), index=len(runs), parameters=params))
+    return tuple(runs)
+
+
+def load_grid(path: str | os.PathLike, profile: str | None = None) -> Grid:
+    """Load, check and expand the grid file ``path``; raise :class:`GridError` on anything wrong.
+
+    The profile is ``profile`` if given, else the grid's ``profile`` key, else ``$EQUIV_PROFILE``,
+    else none.
+    """
+    grid_path = Path(path)
+    source = grid_path.name
+    if not grid_path.is_file():
+        raise GridError(f"grid file {str(grid_path)!r} not found")
+    try:
+        raw = yaml.safe_load(grid_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        first = " ".join(str(err).split())
+        raise _fail(source, f"not valid YAML: {first}") from None
+    if raw is None:
+        raise _fail(source, "the grid file is empty; it needs at least a 'notebook' key")
+    if not isinstance(raw, dict):
+        raise _fail(source, f"the grid must be a mapping with keys {', '.join(ALLOWED_KEYS)}, got {type(raw).__name__}")
+    for key in raw:
+        if key not in ALLOWED_KEYS:
+            raise _fail(source, f"unknown key {key!r} (allowed: {', '.join(ALLOWED_KEYS)})")
+    if "notebook" not in raw:
+        raise _fail(source, "missing key 'notebook' (the notebook to run, relative to this file or the repository)")
+
+    name = raw.get("name", grid_path.stem)
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise _fail(source, f"name {_short(name)} is not allowed (letters, digits, '_', '.', '-'; it names the runs folder)")
+    description = raw.get("description")
+    if description is not None and not isinstance(description, str):
+        raise _fail(source, f"'description' must be text, got {_short(description)}")
+
+    chosen = profile if profile is not None else raw.get("profile")
+    if chosen is None:
+        chosen = os.environ.get(PROFILE_ENV) or None
+    if chosen is not None and (not isinstance(chosen, str) or not _NAME_RE.match(chosen)):
+        raise _fail(source, f"profile {_short(chosen)} is not allowed (letters, digits, '_', '.', '-')")
+
+    notebook, notebook_key = _resolve_notebook(source, raw["notebook"], grid_path)
+    try:
+        declared = notebook_parameter_types(notebook)
+    except Exception as err:  # a broken notebook file
+        raise _fail(source, f"cannot read the parameters of {notebook_key}: {type(err).__name__}: {err}".splitlines()[0]) from None
+
+    base_params = _mapping(source, "parameters", raw.get("parameters"))
+    base_axes = _axes(source, "axes", raw.get("axes"))
+    base_seeds = _seeds(source, "seeds", raw.get("seeds"))
+    slurm = _slurm(source, raw.get("slurm"))
+    profiles = raw.get("profiles") or {}
+    if not isinstance(profiles, dict):
+        raise _fail(source, f"'profiles' must be a mapping of profile name to overrides, got {_short(profiles)}")
+
+    inject_profile = PROFILE_PARAMETER in declared and chosen is not None
+    if inject_profile:
+        _coerce(source, f"profile {chosen!r}", chosen, declared[PROFILE_PARAMETER], notebook_key)
+    # check every profile's overrides now, not only the chosen one
+    for pname, overlay in profiles.items():
+        if not isinstance(pname, str) or not _NAME_RE.match(pname):
+            raise _fail(source, f"profile name {_short(pname)} is not allowed (letters, digits, '_', '.', '-')")
+        p, a, s = _merge_profile(source, pname, overlay, base_params, base_axes, base_seeds)
+        _check_names(source, p, a, s, declared, notebook_key)
+    params, axes, seeds = base_params, base_axes, base_seeds
+    if chosen is not None and chosen in profiles:
+        params, axes, seeds = _merge_profile(source, chosen, profiles[chosen], params, axes, seeds)
+    fixed, swept = _check_names(source, params, axes, seeds, declared, notebook_key)
+    runs = _expand(notebook_key, chosen, fixed, swept, seeds, inject_profile)
+    return Grid(
+        name=name,
+        path=grid_path.resolve(),
+        notebook=notebook,
+        notebook_key=notebook_key,
+        profile=chosen,
+        parameters=fixed,
+        axes=swept,
+        seeds=seeds,
+        runs=runs,
+        slurm=slurm,
+        description=description,
+    )

@@ -1,0 +1,185 @@
+"""``equiv run`` as a function: check the grid, plan its runs, execute them on a backend, summarise.
+
+Planning (before any run starts) writes every run's ``params.json`` and decides, from its
+manifest: ``done`` -> skip; ``failed`` -> skip unless ``retry_failed``; no manifest or an
+interrupted ``running`` one -> run. Runs another runner is executing right now are queued last
+and waited for (their lock decides; see :mod:`equiv.batch.execute`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from equiv.atomic_io import atomic_write_json
+from equiv.batch.execute import Outcome, RunTask
+from equiv.batch.grid import Grid, load_grid
+from equiv.batch.layout import PARAMS_FILE, grid_dir
+from equiv.batch.progress import GridProgress
+from equiv.batch.state import read_json, read_manifest, read_run_state
+
+__all__ = ["BACKENDS", "RunSummary", "plan_grid", "run_grid"]
+
+BACKENDS = ("local", "slurm", "dask")
+
+
+@dataclass
+class RunSummary:
+    """The end state of one ``equiv run``."""
+
+    grid: str
+    grid_dir: Path
+    total: int
+    done: int  # runs of the grid that are done now
+    failed: int  # runs of the grid that are failed now
+    unfinished: int  # neither (a run interrupted by Ctrl-C, or still running elsewhere)
+    done_before: int  # already done when this invocation started
+    executed: int  # runs this invocation executed (done or failed)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every run of the grid is done, 1 otherwise."""
+        return 0 if self.done == self.total else 1
+
+    def last_line(self) -> str:
+        """One line: how many runs failed, are done (now / before) and unfinished."""
+        parts = [f"{self.failed} failed", f"{self.done} done ({self.done - self.done_before} now, {self.done_before} before)"]
+        if self.unfinished:
+            parts.append(f"{self.unfinished} unfinished")
+        line = f"equiv run {self.grid}: " + ", ".join(parts) + f" of {self.total} runs"
+        if self.failed:
+            line += f"; details: equiv status {self.grid_dir}"
+        return line
+
+
+def plan_grid(grid: Grid, runs_dir: str | os.PathLike, *, retry_failed: bool = False) -> tuple[list[RunTask], int]:
+    """Write each run's ``params.json`` and return (tasks to execute, runs already done)."""
+    gdir = grid_dir(runs_dir, grid.name)
+    fresh: list[RunTask] = []
+    in_flight: list[RunTask] = []
+    done_before = 0
+    for spec in grid.runs:
+        rdir = gdir / spec.run_id
+        rdir.mkdir(parents=True, exist_ok=True)
+        params = {
+            "run_id": spec.run_id,
+            "grid": grid.name,
+            "notebook": grid.notebook_key,
+            "profile": grid.profile,
+            "parameters": spec.parameters,
+        }
+        if read_json(rdir / PARAMS_FILE) != params:  # written once; identical on every rerun
+            atomic_write_json(rdir / PARAMS_FILE, params)
+        manifest = read_manifest(rdir) or {}
+        status, attempt = manifest.get("status"), int(manifest.get("attempt", 0))
+        if status == "done":
+            done_before += 1
+            continue
+        if status == "failed" and not retry_failed:
+            continue
+        task = RunTask(
+            grid=grid.name,
+            run_id=spec.run_id,
+            run_dir=str(rdir.resolve()),
+            notebook=str(grid.notebook),
+            notebook_key=grid.notebook_key,
+            parameters=spec.parameters,
+            profile=grid.profile,
+            expected_attempt=attempt,
+            retry_failed=retry_failed,
+            wait_for_lock=False,
+        )
+        (in_flight if status == "running" else fresh).append(task)
+    return fresh + in_flight, done_before
+
+
+def _check_options(backend: str, jobs: int | None, scheduler: str | None, cell_timeout: float | None) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"--backend {backend!r} is not allowed (allowed: {', '.join(BACKENDS)})")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ValueError(f"--jobs {jobs!r} is not allowed (a whole number >= 1)")
+    if backend == "dask":
+        if not scheduler:
+            raise ValueError("--backend dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
+        if jobs is not None:
+            raise ValueError("--jobs does not apply to --backend dask: the cluster's workers decide how many runs go at once")
+    elif scheduler:
+        raise ValueError(f"--scheduler {scheduler!r} only applies to --backend dask, not {backend!r}")
+    if cell_timeout is not None and not cell_timeout > 0:
+        raise ValueError(f"--cell-timeout {cell_timeout!r} is not allowed (seconds > 0)")
+
+
+def run_grid(
+    grid_path: str | os.PathLike,
+    *,
+    jobs: int | None = None,
+    profile: str | None = None,
+    backend: str = "local",
+    scheduler: str | None = None,
+    retry_failed: bool = False,
+    runs_dir: str | os.PathLike = "runs",
+    slurm: Mapping[str, Any] | None = None,
+    cell_timeout: float | None = None,
+    progress: bool = True,
+) -> RunSummary:
+    """Execute every run of the grid file ``grid_path`` that is not done yet; see ``equiv run --help``.
+
+    ``slurm`` overrides the grid's ``slurm:`` section (keys of :class:`equiv.batch.slurm.SlurmOptions`).
+    Raises ``ValueError`` (one line) before anything runs when the grid or an option is wrong.
+    """
+    _check_options(backend, jobs, scheduler, cell_timeout)
+    grid = load_grid(grid_path, profile=profile)
+    slurm_options = None
+    if backend == "slurm":
+        from equiv.batch.slurm import SlurmOptions, check_available
+
+        overrides = dict(slurm or {})
+        if jobs is not None and overrides.get("array_parallelism") is None and "array_parallelism" not in grid.slurm:
+            overrides["array_parallelism"] = jobs
+        slurm_options = SlurmOptions.merged(grid.slurm, overrides)
+        check_available(slurm_options)
+    tasks, done_before = plan_grid(grid, runs_dir, retry_failed=retry_failed)
+    if cell_timeout is not None:
+        tasks = [RunTask.from_dict({**t.to_dict(), "cell_timeout": float(cell_timeout)}) for t in tasks]
+    gdir = grid_dir(runs_dir, grid.name)
+    bar = GridProgress(grid.name, len(tasks), already_done=done_before, enabled=progress and bool(tasks))
+    try:
+        if backend == "local":
+            from equiv.batch.local import run_local
+
+            outcomes = run_local(tasks, jobs=jobs or 1, progress=bar)
+        elif backend == "slurm":
+            from equiv.batch.slurm import run_slurm
+
+            assert slurm_options is not None
+            outcomes = run_slurm(tasks, options=slurm_options, folder=gdir / ".submitit", progress=bar, name=f"equiv-{grid.name}")
+        else:
+            from equiv.batch.dask_backend import run_dask
+
+            assert scheduler is not None
+            outcomes = run_dask(tasks, scheduler=scheduler, progress=bar)
+    finally:
+        bar.close()
+    states = [read_run_state(gdir / spec.run_id) for spec in grid.runs]
+    done = sum(s.state == "done" for s in states)
+    failed = sum(s.state == "failed" for s in states)
+    executed = sum(o.status in ("done", "failed") and o.attempt > t.expected_attempt for o, t in _pair(outcomes, tasks))
+    return RunSummary(
+        grid=grid.name,
+        grid_dir=gdir,
+        total=len(grid.runs),
+        done=done,
+        failed=failed,
+        unfinished=len(grid.runs) - done - failed,
+        done_before=done_before,
+        executed=executed,
+        outcomes=outcomes,
+    )
+
+
+def _pair(outcomes: list[Outcome], tasks: list[RunTask]):
+    by_id = {t.run_id: t for t in tasks}
+    return [(o, by_id[o.run_id]) for o in outcomes if o.run_id in by_id]

@@ -1,0 +1,121 @@
+"""Parameters of the experiment runners: declared once, validated before any work, filled from a profile.
+
+Every experiment declares its parameters as :class:`Param` objects with one default per profile:
+
+- ``smoke``: seconds on a 2-core CPU, for tests and CI;
+- ``book`` (the default): real data, a few minutes here, large enough that the paper's effect is visible;
+- ``paper``: the official scale (full data, all epochs and seeds) — for a GPU or a cluster.
+
+:func:`resolve` takes a plain dict (e.g. a notebook's papermill parameters), picks the profile
+(``params["profile"]``, else the environment variable ``EQUIV_PROFILE``, else ``book``), and returns the
+complete, checked parameter dict. Unknown keys, wrong types and impossible values raise ValueError with
+one line naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+__all__ = ["PROFILES", "Param", "resolve", "resolve_profile"]
+
+PROFILES = ("smoke", "book", "paper")
+
+
+def resolve_profile(profile: str | None = None) -> str:
+    """``profile`` if given, else ``$EQUIV_PROFILE``, else ``"book"``; checked against :data:`PROFILES`."""
+    value = profile if profile is not None else os.environ.get("EQUIV_PROFILE") or "book"
+    if value not in PROFILES:
+        raise ValueError(f"unknown profile {value!r}; allowed: {', '.join(PROFILES)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: its type (``int``, ``float``, ``str``, ``bool``, ``list[int]``, ...), its per-profile
+    defaults (a single value applies to every profile), allowed choices and an extra check."""
+
+    name: str
+    kind: str  # "int", "float", "str", "bool", "list[int]", "list[str]", "list[float]", "int|list[int]"
+    default: Any
+    doc: str = ""
+    choices: Sequence[Any] | None = None
+    check: Callable[[Any], bool] | None = None
+    requirement: str = ""  # human wording of `check`, for the error message
+
+    def default_for(self, profile: str) -> Any:
+        if isinstance(self.default, Mapping) and set(self.default) == set(PROFILES):
+            return self.default[profile]
+        return self.default
+
+    def validate(self, value: Any) -> Any:
+        value = _coerce(self.name, self.kind, value)
+        items = value if isinstance(value, list) else [value]
+        if self.choices is not None:
+            bad = [v for v in items if v not in self.choices]
+            if bad:
+                raise ValueError(f"parameter {self.name!r} has value {bad[0]!r}; allowed: "
+                                 f"{', '.join(map(repr, self.choices))}")
+        if isinstance(value, list) and not value:
+            raise ValueError(f"parameter {self.name!r} must not be an empty list")
+        if self.check is not None and not self.check(value):
+            raise ValueError(f"parameter {self.name!r} = {value!r} is impossible; allowed: {self.requirement}")
+        return value
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _coerce(name: str, kind: str, value: Any) -> Any:
+    def fail() -> ValueError:
+        return ValueError(f"parameter {name!r} must be of type {kind}, got {value!r} ({type(value).__name__})")
+
+    if kind == "int":
+        if not _is_int(value):
+            raise fail()
+        return value
+    if kind == "float":
+        if not (_is_int(value) or isinstance(value, float)):
+            raise fail()
+        return float(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise fail()
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise fail()
+        return value
+    if kind == "str|null":
+        if value is not None and not isinstance(value, str):
+            raise fail()
+        return value
+    if kind.startswith("list["):
+        inner = kind[5:-1]
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise fail()
+        return [_coerce(name, inner, v) for v in value]
+    if kind == "int|list[int]":
+        return value if _is_int(value) else _coerce(name, "list[int]", value)
+    raise AssertionError(f"unknown parameter kind {kind}")  # pragma: no cover - declaration bug
+
+
+def resolve(spec: Sequence[Param], params: Mapping[str, Any] | None, experiment: str) -> dict[str, Any]:
+    """The complete parameter dict of ``experiment`` for ``params`` (checked; defaults from the profile)."""
+    params = dict(params or {})
+    if not isinstance(params, dict):
+        raise ValueError(f"parameters of {experiment} must be a dict, got {type(params).__name__}")
+    known = {p.name for p in spec} | {"profile"}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"unknown parameter {unknown[0]!r} for {experiment}; allowed: {', '.join(sorted(known))}")
+    profile = resolve_profile(params.pop("profile", None))
+    out: dict[str, Any] = {"profile": profile}
+    for p in spec:
+        value = params[p.name] if p.name in params and params[p.name] is not None else p.default_for(profile)
+        out[p.name] = p.validate(value) if value is not None else None
+    return out
