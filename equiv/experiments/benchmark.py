@@ -20,6 +20,7 @@ from equiv.experiments.params import PROFILES, Param, resolve
 from equiv.experiments.record import attach
 from equiv.experiments.result import ExperimentResult
 from equiv.models import build
+from equiv.models.resnet import RESNET18_WIDTHS, RESNET44_WIDTHS
 from equiv.reproducibility import seed_everything
 from equiv.train import fit, resolve_device
 
@@ -38,8 +39,8 @@ SPEC = [
     Param("model", "str", "resnet44", choices=("resnet44", "resnet18")),
     Param("groups", "list[str]", ["p4", "p4m"], choices=("z2", "p4", "p4m")),
     Param("sizes", "list[int]", _p([32, 33], [32, 33], [32, 33]), check=lambda v: min(v) >= 8, requirement="sizes >= 8"),
-    Param("width", "int|list[int]", _p(2, 2, [16, 12]), "base width (a list: one per group, in order; the paper's "
-          "parameter-matched widths are 32/16/12 for z2/p4/p4m)", check=lambda v: (v >= 1) if isinstance(v, int) else min(v) >= 1,
+    Param("width", "int|list[int]", _p(2, 2, None), "base width: one int, a list with one per group, or None for "
+          "the model's parameter-matched default (ResNet-44: 32/16/12 for z2/p4/p4m)", check=lambda v: (v >= 1) if isinstance(v, int) else min(v) >= 1,
           requirement="widths >= 1"),
     Param("head", "str", "coset", choices=("coset", "flatten")),
     Param("augment", "list[str]", _p(["none"], ["none"], ["none", "rot90"]), "training augmentation",
@@ -73,7 +74,7 @@ def load_dataset(name: str, root: str | None, train_size: int, test_size: int, s
 def classification_benchmark(params: Mapping[str, Any] | None = None, *, progress: bool | None = None) -> ExperimentResult:
     """Train every (group, size, augmentation, seed); tables ``summary`` (seen/unseen) and ``accuracy`` (per 90° rotation)."""
     p = resolve(SPEC, params, "classification_benchmark")
-    widths = p["width"] if isinstance(p["width"], list) else [p["width"]] * len(p["groups"])
+    widths = p["width"] if isinstance(p["width"], list) else [p["width"]] * len(p["groups"])  # None: default
     if len(widths) != len(p["groups"]):
         raise ValueError(f"parameter 'width' lists {len(widths)} widths for {len(p['groups'])} groups; allowed: one int or one per group")
     dev = resolve_device(p["device"])
@@ -88,8 +89,11 @@ def classification_benchmark(params: Mapping[str, Any] | None = None, *, progres
             for augment in p["augment"]:
                 for seed in seeds:
                     seed_everything(seed)
-                    model = build(p["model"], group=group, width=width, in_channels=data.channels,
-                                  num_classes=data.num_classes, head=p["head"])
+                    options = {"width": width} if width is not None else {}
+                    model = build(p["model"], group=group, in_channels=data.channels, num_classes=data.num_classes,
+                                  head=p["head"], **options)
+                    if width is None:
+                        width = (RESNET44_WIDTHS if p["model"] == "resnet44" else RESNET18_WIDTHS)[group]
                     history = fit(model, data, epochs=p["epochs"], lr=p["lr"], weight_decay=p["weight_decay"],
                                   schedule="onecycle", batch_size=p["batch_size"], seed=seed, device=dev,
                                   regime="rot90" if augment == "rot90" else None, evaluate_on=None, progress=progress)

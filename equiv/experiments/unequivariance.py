@@ -1,6 +1,7 @@
 """Learning unequivariance (claim C5): one strided P4 layer learns to tell an image from its 90° rotation.
 
-Two training images — an asymmetric glyph ``x`` and ``rot90(x)`` — with labels 0 and 1, and the
+Two training images — an asymmetric glyph ``x`` (a hard-edged bitmap with raw 8-bit intensities, 0 and
+255, by default) and ``rot90(x)`` — with labels 0 and 1, and the
 14-parameter ``unequivariance_probe`` (P4ConvZ2 3×3/s2/p1 → spatial mean → max over rotations →
 Linear(1, 2)). At an exact size (33) the network is invariant, so both images get identical logits and
 the loss can never fall below ln 2; at an approximate size (32) the stride-2 grid is asymmetric and the
@@ -31,7 +32,11 @@ __all__ = ["SPEC", "learning_unequivariance"]
 SPEC = [
     Param("sizes", "list[int]", [32, 33], "input sizes (32 approximate, 33 exact)", check=lambda v: min(v) >= 8,
           requirement="sizes >= 8"),
-    Param("glyph", "str", "F", "the asymmetric training image", choices=tuple(GLYPHS)),
+    Param("glyph", "str", "R", "the asymmetric training image", choices=tuple(GLYPHS)),
+    Param("intensity", "float", 255.0, "pixel value of the glyph on a 0 background (255: raw 8-bit pixels, no "
+          "normalisation; small scales make the lattice differences tiny and learning slow)", check=lambda v: v > 0,
+          requirement="> 0"),
+    Param("antialias", "bool", False, "4x4-supersampled edges instead of a hard bitmap"),
     Param("steps", "int", dict(zip(PROFILES, (150, 800, 800))), "full-batch SGD steps", check=lambda v: v >= 1,
           requirement=">= 1"),
     Param("lr", "float", 1e-3, check=lambda v: v > 0, requirement="> 0"),
@@ -67,9 +72,8 @@ def learning_unequivariance(params: Mapping[str, Any] | None = None) -> Experime
     t0 = time.perf_counter()
     loss_rows, panel_rows = [], []
     for size in p["sizes"]:
-        img = glyph(p["glyph"], size).float()
+        img = glyph(p["glyph"], size, supersample=4 if p["antialias"] else 1).float() * p["intensity"]
         x = torch.cat([img, torch.rot90(img, 1, dims=(-2, -1))])
-        x = (x - x.mean()) / x.std()
         y = torch.tensor([0, 1])
         for seed in seeds:
             seed_everything(seed)
