@@ -23,8 +23,32 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 test: $(STAMP)
 	$(PY) -m pytest tests
 
+# The book: `make book` (profile book), `EQUIV_PROFILE=smoke make book` or `make book PROFILE=smoke`.
+# Notebooks read the profile from $$EQUIV_PROFILE, which jupyter-cache cannot see, so every profile gets its own
+# execution cache: _config.yml is copied to _build/config/ with execute.cache set to _build/.jupyter_cache/PROFILE.
+# Switching profiles changes that setting, which makes Sphinx re-read every page (from that profile's cache).
+BOOK_CONFIG := _build/config/_config.$(PROFILE).yml
+BOOK_FLAGS  ?= -W --keep-going
+
+define BOOK_CONFIG_PY
+import sys, yaml
+profile, target = sys.argv[1:]
+if profile not in ("smoke", "book", "paper"):
+    sys.exit(f"make book: unknown profile {profile!r}; use smoke, book or paper")
+with open("_config.yml") as f:
+    config = yaml.safe_load(f)
+config.setdefault("execute", {})["cache"] = f"_build/.jupyter_cache/{profile}"
+with open(target, "w") as f:
+    yaml.safe_dump(config, f, sort_keys=False, allow_unicode=True)
+endef
+export BOOK_CONFIG_PY
+
 book: $(STAMP)
-	EQUIV_PROFILE=$(PROFILE) $(VENV)/bin/jupyter-book build . --builder html -W --keep-going
+	@mkdir -p _build/config
+	@$(PY) -c "$$BOOK_CONFIG_PY" $(PROFILE) $(BOOK_CONFIG)
+	EQUIV_PROFILE=$(PROFILE) $(VENV)/bin/jupyter-book build . --config $(BOOK_CONFIG) --builder html $(BOOK_FLAGS)
+	@echo $(PROFILE) > _build/.book-profile
+	@echo "book built at profile $(PROFILE): _build/html/index.html"
 
 clean-book:
 	rm -rf _build
