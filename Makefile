@@ -24,11 +24,14 @@ test: $(STAMP)
 	$(PY) -m pytest tests
 
 # The book: `make book` (profile book), `EQUIV_PROFILE=smoke make book` or `make book PROFILE=smoke`.
-# Notebooks read the profile from $$EQUIV_PROFILE, which jupyter-cache cannot see, so every profile gets its own
+# Notebooks read the profile from the environment (EQUIV_PROFILE), which jupyter-cache cannot see, so every profile gets its own
 # execution cache: _config.yml is copied to _build/config/ with execute.cache set to _build/.jupyter_cache/PROFILE.
 # Switching profiles changes that setting, which makes Sphinx re-read every page (from that profile's cache).
 BOOK_CONFIG := _build/config/_config.$(PROFILE).yml
 BOOK_FLAGS  ?= -W --keep-going
+# Torch threads for the notebooks (OMP_NUM_THREADS; empty: torch's default, one per core). The smoke profile's
+# tensors are tiny: there extra threads only cost time, up to 60x when other processes share the cores.
+BOOK_THREADS ?= $(if $(filter smoke,$(PROFILE)),1,)
 
 define BOOK_CONFIG_PY
 import sys, yaml
@@ -46,7 +49,8 @@ export BOOK_CONFIG_PY
 book: $(STAMP)
 	@mkdir -p _build/config
 	@$(PY) -c "$$BOOK_CONFIG_PY" $(PROFILE) $(BOOK_CONFIG)
-	EQUIV_PROFILE=$(PROFILE) $(VENV)/bin/jupyter-book build . --config $(BOOK_CONFIG) --builder html $(BOOK_FLAGS)
+	$(if $(BOOK_THREADS),OMP_NUM_THREADS=$(BOOK_THREADS) )EQUIV_PROFILE=$(PROFILE) $(VENV)/bin/jupyter-book build . \
+		--config $(BOOK_CONFIG) --builder html $(BOOK_FLAGS)
 	@echo $(PROFILE) > _build/.book-profile
 	@echo "book built at profile $(PROFILE): _build/html/index.html"
 

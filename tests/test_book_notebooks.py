@@ -105,8 +105,9 @@ def test_notebook_runs_under_nbval_at_the_smoke_profile(path: Path, results_cach
     _read(path)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
+    # one torch thread: smoke-sized tensors gain nothing from more, and lose up to 60x on shared cores
     env = {**os.environ, "EQUIV_PROFILE": "smoke", "EQUIV_RESULTS_CACHE": str(results_cache),
-           "EQUIV_RUN_DIR": str(run_dir), "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore"}
+           "EQUIV_RUN_DIR": str(run_dir), "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=600",
                "-p", "no:cacheprovider", "-q", "--no-header", str(path)]
     start = time.monotonic()
