@@ -4,6 +4,11 @@ The group convolution with C_in → C_out channels per group element does the wo
 ``nn.Conv2d(C_in·|G|, C_out·|G|)``; ours adds only the gather of the filter bank. Target: within 1.05×
 of the plain convolution on CPU. All timings come from one run, interleaved, median of repeats.
 
+Each step is the layer's forward pass plus its backward pass from a fixed random output gradient
+(``out.backward(grad)``), so the timing holds the layer's own work only: a scalar loss such as
+``out.square().mean()`` would add elementwise passes over the output whose cost depends on its shape
+(5-D group maps vs 4-D images) rather than on the layer.
+
     python benchmarks/layers.py [--repeats 15] [--batch 64] [--size 28] [--threads 2]
 """
 
@@ -40,10 +45,11 @@ def e2cnn_conv(group: str, c_in: int, c_out: int, k: int, lifting: bool) -> nn.M
     return Wrapped()
 
 
-def step_time(module: nn.Module, x: torch.Tensor) -> float:
+def step_time(module: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> float:
+    """Seconds for one forward pass and the backward pass of ``grad`` through it."""
     t0 = time.perf_counter()
     out = module(x)
-    out.square().mean().backward()
+    out.backward(grad.view_as(out))
     return time.perf_counter() - t0
 
 
@@ -68,13 +74,14 @@ def main() -> None:
             e2 = e2cnn_conv(group, c_in, c, k, lifting)
             x_ours = torch.randn(b, c_in, n, n) if lifting else torch.randn(b, c_in, order, n, n)
             x_plain = torch.randn(b, plain.in_channels, n, n)
+            grad = torch.randn(b, c * order, n, n)  # one output gradient for all three (viewed as each output)
             times = {"ours": [], "plain": [], "e2cnn": []}
             for _ in range(3):  # warm-up
-                step_time(ours, x_ours), step_time(plain, x_plain), step_time(e2, x_plain)
+                step_time(ours, x_ours, grad), step_time(plain, x_plain, grad), step_time(e2, x_plain, grad)
             for _ in range(args.repeats):  # interleaved, so drifts hit all three alike
-                times["ours"].append(step_time(ours, x_ours))
-                times["plain"].append(step_time(plain, x_plain))
-                times["e2cnn"].append(step_time(e2, x_plain))
+                times["ours"].append(step_time(ours, x_ours, grad))
+                times["plain"].append(step_time(plain, x_plain, grad))
+                times["e2cnn"].append(step_time(e2, x_plain, grad))
             med = {key: statistics.median(v) * 1e3 for key, v in times.items()}
             name = f"{group.upper()}Conv{'Z2' if lifting else group.upper()}"
             print(f"{name:<14}{med['ours']:>12.2f}{med['plain']:>16.2f}{med['e2cnn']:>12.2f}"

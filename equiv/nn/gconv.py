@@ -117,7 +117,8 @@ class GroupConv2d(nn.Module):
         """The filter bank ``(C_out·|G|, C_in·|G_in|, k, k)``: every filter under every group element."""
         c_out, c_in, k, n = self.out_channels, self.in_channels, self.kernel_size, self.group.order
         flat = self.weight.reshape(c_out, c_in, -1)  # (C_out, C_in, |G_in|·k·k)
-        bank = flat[:, :, self.filter_index]  # (C_out, C_in, |G|, |G_in|·k·k)
+        # one index_select (backward: a single index_add) rather than advanced indexing, whose backward is slower
+        bank = flat.index_select(2, self.filter_index.reshape(-1)).view(c_out, c_in, n, -1)  # (C_out, C_in, |G|, |G_in|·k·k)
         return bank.transpose(1, 2).reshape(c_out * n, c_in * self.in_group_order, k, k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
