@@ -499,8 +499,9 @@ def exact_sizes(model: nn.Module, sizes: Iterable[int], group: str | Group = "p4
 
 def nearest_exact_size(model: nn.Module, n: int, group: str | Group = "p4", *, direction: str = "nearest",
                        max_distance: int = 64, **kwargs: Any) -> int:
-    """The exact input size closest to ``n`` (``direction``: ``"nearest"`` — ties go up, since upsampling
-    keeps information —, ``"up"`` or ``"down"``). Raises ValueError if none lies within ``max_distance``."""
+    """The exact input size closest to ``n``, ``n`` itself included (``direction``: ``"nearest"`` — ties go
+    up, since upsampling keeps information —, ``"up"`` (``≥ n``) or ``"down"`` (``≤ n``)). Raises ValueError if
+    none lies within ``max_distance``."""
     if direction not in ("nearest", "up", "down"):
         raise ValueError(f"direction must be 'nearest', 'up' or 'down', got {direction!r}")
     if not isinstance(n, int) or n < 1:
@@ -509,7 +510,7 @@ def nearest_exact_size(model: nn.Module, n: int, group: str | Group = "p4", *, d
         candidates = []
         if direction in ("nearest", "up"):
             candidates.append(n + dist)
-        if direction in ("nearest", "down") and dist and n - dist >= 1:
+        if (direction == "down" or (direction == "nearest" and dist)) and n - dist >= 1:
             candidates.append(n - dist)
         for c in candidates:
             if exact_sizes(model, [c], group, **kwargs):
