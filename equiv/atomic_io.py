@@ -2,7 +2,9 @@
 
 Every writer goes through :func:`atomic_write_bytes`: the data is written to a temporary file in the
 target directory, flushed and fsync'ed, then renamed over the target with :func:`os.replace` (atomic on
-POSIX and Windows). A crash at any point leaves the previous file (or no file) in place.
+POSIX and Windows). A crash at any point leaves the previous file (or no file) in place. The file gets the
+mode an ordinary ``open(path, "w")`` would give it (``0o666`` less the process umask), not the ``0o600`` of the
+temporary file, so results in shared cluster folders stay readable by the group.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_frame"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_frame", "file_mode"]
+
+
+def file_mode() -> int:
+    """``0o666`` less the current umask: the mode ``open(path, "w")`` gives a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -26,6 +35,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fchmod(fh.fileno(), file_mode())
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:

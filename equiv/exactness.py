@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -47,6 +48,7 @@ __all__ = [
     "size_sweep",
     "nearest_exact_size",
     "element_axis_map",
+    "physical_memory",
 ]
 
 
@@ -426,6 +428,41 @@ def _size_pair(input_size: int | Sequence[int]) -> tuple[int, int]:
     return size
 
 
+def _widest_map(model: nn.Module, channels: int) -> int:
+    """The most channels a feature map of ``model`` can have (group axis flattened): a bound for memory."""
+    widest = channels
+    for m in model.modules():
+        out = getattr(m, "out_channels", None)
+        if isinstance(out, int):
+            order = getattr(getattr(m, "group", None), "order", 1)
+            widest = max(widest, out * (order if isinstance(order, int) else 1))
+        weight = getattr(m, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.dim() >= 3:
+            widest = max(widest, int(weight.shape[0]))
+    return widest
+
+
+def physical_memory() -> int:
+    """Bytes of RAM on this machine (0 if unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 0
+
+
+def _refuse_huge(model: nn.Module, channels: int, size: tuple[int, int], dtype: torch.dtype) -> None:
+    """Refuse, before allocating anything, an input size whose widest feature map cannot fit in memory."""
+    element = torch.empty((), dtype=dtype).element_size()
+    need = 2 * size[0] * size[1] * _widest_map(model, channels) * element  # a layer's input and output
+    ram = physical_memory()
+    if ram and need > ram // 2:
+        raise ValueError(
+            f"input size {size[0]}x{size[1]} needs about {need / 2**30:.1f} GiB for one layer's feature maps "
+            f"({_widest_map(model, channels)} channels), more than half of this machine's {ram / 2**30:.0f} GiB; "
+            f"use a smaller size"
+        )
+
+
 def check(
     model: nn.Module,
     input_size: int | Sequence[int],
@@ -451,6 +488,7 @@ def check(
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     channels = in_channels if in_channels is not None else _infer_in_channels(model)
     param = next(iter(model.parameters()), None)
+    _refuse_huge(model, channels, size, param.dtype if param is not None else torch.float32)
     x = torch.zeros(1, channels, *size, dtype=param.dtype if param is not None else torch.float32,
                     device=param.device if param is not None else "cpu")
     was_training = model.training

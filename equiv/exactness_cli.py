@@ -149,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return _guarded(args.model, external, _sweep if args.sizes else _single, args, model)
     except exactness.ExactnessError as err:
-        print(f"equiv check: cannot judge: {err}", file=sys.stderr)
+        print(f"equiv check: error: the predictor cannot judge this model: {err}", file=sys.stderr)
         return 3
 
 

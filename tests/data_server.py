@@ -30,6 +30,8 @@ __all__ = [
     "LocalMirror",
     "data_server",
     "install_source",
+    "register_source",
+    "write_local",
     "md5_of",
     "fake_mnist",
     "fake_cifar10",
@@ -101,20 +103,35 @@ def install_source(
     """Put ``files`` on ``mirror`` and register them as dataset ``name`` (real md5s, except a wrong
     one for ``wrong_hash_for``). Files ending in ``.h5.gz`` are registered with ``gunzip=True``.
     Returns the registered hashes."""
-    hashes = {}
-    entries = []
-    for fname, data in files.items():
-        if serve:
+    if serve:
+        for fname, data in files.items():
             mirror.put(fname, data)
-        known = md5_of(data + b"corrupt") if fname == wrong_hash_for else md5_of(data)
-        hashes[fname] = known
-        entries.append(registry.RemoteFile(fname, known, gunzip=fname.endswith(".h5.gz")))
-    monkeypatch.setitem(
-        registry.REGISTRY,
-        name,
-        registry.DatasetSource(name=name, mirror=registry_mirror or mirror.url, files=tuple(entries), description=f"fake {name}"),
-    )
+    return register_source(monkeypatch, name, files, registry_mirror or mirror.url, wrong_hash_for=wrong_hash_for)
+
+
+def register_source(
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    files: dict[str, bytes],
+    url: str = "http://127.0.0.1:9/no-mirror",
+    *,
+    wrong_hash_for: str | None = None,
+) -> dict[str, str]:
+    """Register ``files`` as dataset ``name`` with their real md5s (a wrong one for ``wrong_hash_for``),
+    served from ``url``, without serving them; returns the registered hashes."""
+    hashes = {fname: md5_of(data + b"corrupt") if fname == wrong_hash_for else md5_of(data) for fname, data in files.items()}
+    entries = tuple(registry.RemoteFile(fname, known, gunzip=fname.endswith(".h5.gz")) for fname, known in hashes.items())
+    monkeypatch.setitem(registry.REGISTRY, name, registry.DatasetSource(name=name, mirror=url, files=entries, description=f"fake {name}"))
     return hashes
+
+
+def write_local(root: Path, name: str, files: dict[str, bytes]) -> Path:
+    """Write ``files`` into the dataset folder ``root / name`` (as if copied there by hand); return it."""
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for fname, data in files.items():
+        (folder / fname).write_bytes(data)
+    return folder
 
 
 def _gz(data: bytes) -> bytes:

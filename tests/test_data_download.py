@@ -14,6 +14,7 @@ from data_server import data_server, fake_cifar10, fake_cifar100, fake_mnist, fa
 from equiv.cli import main
 from equiv.data import DATASET_NAMES, REGISTRY, cifar10, cifar100, download, pcam
 from equiv.data.idx import read_idx
+from equiv.data.integrity import MANIFEST_NAME
 from equiv.data.registry import resolve_mirror
 
 
@@ -161,7 +162,8 @@ def test_pcam_download_decompress_and_parse(root, data_server, monkeypatch):
     install_source(monkeypatch, "pcam", files, data_server)
     paths = download("pcam", root)
     assert sorted(p.name for p in paths) == sorted(n[: -len(".gz")] for n in files)
-    assert _files_under(root) == sorted(paths)  # archives removed after verified decompression
+    manifest = root / "pcam" / MANIFEST_NAME  # the sha256 of each decompressed file, recorded at decompression
+    assert _files_under(root) == sorted([*paths, manifest])  # archives removed after verified decompression
     for p in paths:
         assert p.read_bytes() == gzip.decompress(files[p.name + ".gz"])
     splits = pcam(root)

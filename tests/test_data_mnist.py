@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from data_server import data_server, fake_mnist, install_source  # noqa: F401 - fixture
+from data_server import data_server, fake_mnist, install_source, register_source, write_local  # noqa: F401 - fixture
 from equiv.data import EMBEDDED_SIZES, mnist
 from equiv.data.idx import encode_idx, read_idx
 from equiv.data.mnist import load_embedded_mnist
@@ -123,15 +123,15 @@ def test_idx_round_trip_and_corrupt_file(tmp_path):
         read_idx(tmp_path / "c.idx")
 
 
-def _write_fake_mnist(root, **kwargs):
-    folder = root / "mnist"
-    folder.mkdir(parents=True)
-    for name, data in fake_mnist(**kwargs).items():
-        (folder / name).write_bytes(data)
+def _write_fake_mnist(root, monkeypatch, **kwargs):
+    """Put fake IDX files in ``root/mnist`` and register their checksums (the loader verifies them)."""
+    files = fake_mnist(**kwargs)
+    register_source(monkeypatch, "mnist", files)
+    write_local(root, "mnist", files)
 
 
-def test_full_standard_protocol_from_local_files(tmp_path):
-    _write_fake_mnist(tmp_path, n_train=200, n_test=100)
+def test_full_standard_protocol_from_local_files(tmp_path, monkeypatch):
+    _write_fake_mnist(tmp_path, monkeypatch, n_train=200, n_test=100)
     splits = mnist("full", root=tmp_path, val_size=50, seed=5)
     assert splits.sizes == {"train": 150, "val": 50, "test": 100}
     assert splits.details["protocol"] == "standard"
@@ -145,8 +145,8 @@ def test_full_standard_protocol_from_local_files(tmp_path):
     assert torch.equal(again.indices["train"], splits.indices["train"])
 
 
-def test_full_paper_protocol_trains_on_the_test_file(tmp_path):
-    _write_fake_mnist(tmp_path, n_train=200, n_test=100)
+def test_full_paper_protocol_trains_on_the_test_file(tmp_path, monkeypatch):
+    _write_fake_mnist(tmp_path, monkeypatch, n_train=200, n_test=100)
     splits = mnist("full", root=tmp_path, protocol="paper", val_size=20, test_size=50)
     assert splits.sizes == {"train": 80, "val": 20, "test": 50}
     t10k = read_idx(tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz")
@@ -154,8 +154,8 @@ def test_full_paper_protocol_trains_on_the_test_file(tmp_path):
     assert torch.bincount(splits.test[1], minlength=10).tolist() == [5] * 10
 
 
-def test_full_sizes_that_do_not_fit_the_files(tmp_path):
-    _write_fake_mnist(tmp_path, n_train=200, n_test=100)
+def test_full_sizes_that_do_not_fit_the_files(tmp_path, monkeypatch):
+    _write_fake_mnist(tmp_path, monkeypatch, n_train=200, n_test=100)
     with pytest.raises(ValueError, match="150 \\+ 100"):
         mnist("full", root=tmp_path, train_size=150, val_size=100)
     with pytest.raises(ValueError, match="test_size=101"):

@@ -3,7 +3,8 @@
 - ``equiv run GRID.yaml`` / :func:`run_grid`: every combination, once, resumably
   (``runs/<grid-name>/<run-id>/``: executed notebook, ``params.json``, ``metrics.json``, ``manifest.json``)
 - ``equiv status runs/<grid>`` / :func:`list_run_states`: done / failed / running / pending
-- ``equiv results runs/<grid>`` / :func:`collect_results`: one tidy table (CSV + Parquet)
+- ``equiv results runs/<grid>`` / :func:`collect_results`: one tidy table (CSV + Parquet, published
+  with a manifest ``results.json``; :func:`read_results` reads only a pair that matches it)
 - in notebooks: :func:`write_metrics` (``from equiv.batch.metrics import write_metrics``)
 
 Modules, one job each: :mod:`~equiv.batch.grid` (grid files), :mod:`~equiv.batch.runid`,
@@ -20,7 +21,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["run_grid", "load_grid", "collect_results", "write_results", "write_metrics", "list_run_states", "run_id", "GridError"]
+__all__ = [
+    "run_grid",
+    "load_grid",
+    "collect_results",
+    "write_results",
+    "read_results",
+    "write_metrics",
+    "list_run_states",
+    "run_id",
+    "GridError",
+]
 
 _WHERE = {
     "run_grid": "equiv.batch.runner",
@@ -28,6 +39,7 @@ _WHERE = {
     "GridError": "equiv.batch.grid",
     "collect_results": "equiv.batch.collect",
     "write_results": "equiv.batch.collect",
+    "read_results": "equiv.batch.collect",
     "write_metrics": "equiv.batch.metrics",
     "list_run_states": "equiv.batch.state",
     "run_id": "equiv.batch.runid",

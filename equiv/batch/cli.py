@@ -2,7 +2,9 @@
 
 :func:`register` adds them to the ``equiv`` command line (:mod:`equiv.cli`); each ``func`` returns
 an exit code: ``run`` 0 when every run of the grid is done, 1 when any failed (its last stdout line
-says how many); ``status`` 0; ``results`` 0, or 1 when no run has finished yet.
+says how many); ``status`` 0; ``results`` 0, or 1 when no run has finished yet. Bad input (options, a grid over
+``--max-runs``, a file where a folder is expected) raises a one-line ``ValueError`` / ``OSError``
+before anything is written, which :func:`equiv.cli.main` prints as ``equiv <command>: error: ...``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,28 @@ def _nonneg_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not allowed (a whole number >= 0)")
+    return value
+
+
+def _whole_seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (a whole number of seconds >= 1)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (a whole number of seconds >= 1)")
+    return value
+
+
+def _max_runs(text: str) -> int:
+    from equiv.batch.grid import MAX_RUNS_CEILING
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= MAX_RUNS_CEILING:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (a whole number from 1 to {MAX_RUNS_CEILING})")
     return value
 
 
@@ -84,6 +108,7 @@ def _run(args: argparse.Namespace, slurm: dict):
         slurm=slurm,
         cell_timeout=args.cell_timeout,
         progress=not args.no_progress,
+        max_runs=args.max_runs,
     )
 
 
@@ -113,20 +138,29 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    """``equiv results``: write the tidy table as CSV and Parquet."""
-    from equiv.batch.collect import write_results
+    """``equiv results``: write the tidy table as CSV and Parquet (and their manifest, last)."""
+    from equiv.batch.collect import results_manifest_path, results_stem, results_state, write_results
+    from equiv.batch.layout import check_can_be_folder
     from equiv.batch.state import list_run_states
 
-    if not any(s.state in ("done", "failed") for s in list_run_states(args.run_dir, probe_lock=False)):
-        print(f"equiv results: no finished runs in {args.run_dir} yet", file=sys.stderr)
+    states = list_run_states(args.run_dir, probe_lock=False)
+    stem = results_stem(args.run_dir, args.out)
+    if args.out is not None:
+        check_can_be_folder(stem.parent, "the folder of --out")
+    if not any(s.state in ("done", "failed") for s in states):
+        print(f"equiv results: error: no finished runs in {args.run_dir} yet", file=sys.stderr)
         return 1
+    stale = stem.parent.is_dir() and results_state(stem.with_name(stem.name + ".csv")) == "stale"
     csv_path, parquet_path, frame = write_results(args.run_dir, args.out)
+    if stale:
+        print(f"equiv results: replaced a pair that did not match {results_manifest_path(stem).name} (an interrupted write)", file=sys.stderr)
     print(f"{len(frame)} rows from {frame['run_id'].nunique()} runs -> {csv_path}, {parquet_path}")
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``run``, ``status`` and ``results`` to the ``equiv`` command line."""
+    from equiv.batch.grid import MAX_RUNS
     from equiv.batch.runner import BACKENDS
     from equiv.batch.slurm import CLUSTERS
 
@@ -143,7 +177,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address, for --backend dask")
     run.add_argument("--retry-failed", action="store_true", help="run failed runs again (otherwise they are left as they are)")
     run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where results go (default: ./runs)")
-    run.add_argument("--cell-timeout", type=_positive_float, default=None, metavar="SECONDS", help="fail a run whose cell runs longer")
+    run.add_argument("--cell-timeout", type=_whole_seconds, default=None, metavar="SECONDS", help="fail a run whose cell runs longer (whole seconds >= 1)")
+    run.add_argument(
+        "--max-runs", type=_max_runs, default=None, metavar="N",
+        help=f"allow a grid of up to N runs (default {MAX_RUNS}; bigger grids are refused before anything is written)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     slurm = run.add_argument_group("Slurm (--backend slurm; override the grid's 'slurm:' section)")
     slurm.add_argument("--slurm-partition", default=None)

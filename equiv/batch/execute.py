@@ -2,22 +2,28 @@
 
 :func:`execute_task` is what every backend ends up calling, inside a process of its own (the
 worker, see :mod:`equiv.batch.worker`): it sets the kernel's environment (``EQUIV_RUN_DIR``,
-``EQUIV_PROFILE``) in ``os.environ`` for the duration of the run.
+``EQUIV_PROFILE``, and ``JUPYTER_RUNTIME_DIR``: the run's own ``.jupyter-runtime/`` folder) in
+``os.environ`` for the duration of the run. The kernel's connection file, which holds its key, is
+put in that folder too (``KernelManager.connection_file``; jupyter_client would otherwise make a
+temporary file in ``$TMPDIR`` that a SIGKILLed run leaves behind).
 
-Sequence, all under the run's lock (:mod:`equiv.batch.lock`):
+Sequence, all under the run's lock (:mod:`equiv.batch.lock`), which creates the run folder:
 
 1. read the manifest: ``done`` -> nothing to do; ``failed`` -> run again only with ``retry_failed``
    and if nobody ran it since the runner planned it (same attempt number); none or an interrupted
    ``running`` -> run it;
 2. empty the run directory of what an earlier attempt left (partial notebook, stale
-   ``metrics.json``, files the notebook wrote, temporaries): every attempt starts clean, keeping
-   only ``params.json``, ``manifest.json``, ``.lock`` and ``worker.log`` (appended to);
-3. write the manifest with status ``running`` and the attempt number;
+   ``metrics.json``, files the notebook wrote, temporaries, and the connection file of a kernel
+   that was killed with its worker): every attempt starts clean, keeping only ``params.json``,
+   ``manifest.json``, ``.lock`` and ``worker.log`` (appended to);
+3. write ``params.json`` (first attempt; planning writes nothing) and the manifest with status
+   ``running`` and the attempt number;
 4. execute the notebook with papermill (parameters injected as data, never through a shell);
    kernel start-up races (``ZMQError: Address already in use``, "Kernel died before replying to
    kernel_info") are retried a few times;
 5. copy papermill's output atomically to ``<notebook-name>.ipynb`` and write the final manifest
-   (``done`` or ``failed`` with the exception's name, message and traceback) atomically.
+   (``done`` or ``failed`` with the exception's name, message and traceback) atomically; remove
+   the run's Jupyter runtime folder (whatever the kernel left there).
 """
 
 from __future__ import annotations
@@ -31,15 +37,24 @@ import shutil
 import socket
 import time
 import traceback as _tb
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from equiv.atomic_io import atomic_write_bytes, atomic_write_json
-from equiv.batch.layout import EXECUTING_NOTEBOOK, LOCK_FILE, MANIFEST_FILE, METRICS_FILE, PARAMS_FILE, WORKER_LOG
+from equiv.batch.layout import (
+    EXECUTING_NOTEBOOK,
+    KERNEL_RUNTIME_DIR,
+    LOCK_FILE,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    PARAMS_FILE,
+    WORKER_LOG,
+)
 from equiv.batch.lock import RunLock
 from equiv.batch.metrics import PROFILE_ENV, RUN_DIR_ENV
-from equiv.batch.state import file_sha256, read_manifest
+from equiv.batch.state import file_sha256, read_json, read_manifest
 
 __all__ = [
     "RunTask",
@@ -48,10 +63,15 @@ __all__ = [
     "is_kernel_startup_race",
     "error_info",
     "KERNEL_START_RETRIES",
+    "RUNTIME_DIR_ENV",
     "utc_now",
+    "params_record",
+    "write_params",
+    "remove_kernel_runtime",
 ]
 
 KERNEL_START_RETRIES = 3  # extra tries after a kernel start-up race
+RUNTIME_DIR_ENV = "JUPYTER_RUNTIME_DIR"  # where jupyter_client puts kernel connection files
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -74,7 +94,7 @@ class RunTask:
     expected_attempt: int = 0  # the attempt number the runner saw when it planned the grid
     retry_failed: bool = False
     wait_for_lock: bool = True  # False: give up at once (outcome "busy") when another process runs it
-    cell_timeout: float | None = None  # seconds per cell, None: no limit
+    cell_timeout: int | None = None  # whole seconds per cell (papermill takes an int), None: no limit
     start_timeout: float = 60.0  # seconds for the kernel to start
     backend: str = "local"
     resources: dict[str, str] = field(default_factory=dict)  # env vars for the run (GPU, threads)
@@ -157,8 +177,14 @@ def error_info(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def _connection_file(task: RunTask) -> Path:
+    """A fresh connection file path in the run's runtime folder (jupyter_client's default is a temp file in $TMPDIR)."""
+    return Path(task.run_dir).resolve() / KERNEL_RUNTIME_DIR / f"kernel-{uuid.uuid4()}.json"
+
+
 def _papermill_execute(task: RunTask, output: Path) -> None:
     import papermill
+    from traitlets.config import Config
 
     papermill.execute_notebook(
         task.notebook,
@@ -168,7 +194,8 @@ def _papermill_execute(task: RunTask, output: Path) -> None:
         progress_bar=False,
         log_output=False,
         start_timeout=task.start_timeout,
-        execution_timeout=task.cell_timeout,
+        execution_timeout=None if task.cell_timeout is None else int(task.cell_timeout),
+        config=Config({"KernelManager": {"connection_file": str(_connection_file(task))}}),
     )
 
 
@@ -189,6 +216,38 @@ def _execute_with_retries(
 
 
 _KEEP = frozenset({PARAMS_FILE, MANIFEST_FILE, LOCK_FILE, WORKER_LOG})
+
+
+def params_record(task: RunTask) -> dict[str, Any]:
+    """The content of the run's ``params.json``."""
+    return {
+        "run_id": task.run_id,
+        "grid": task.grid,
+        "notebook": task.notebook_key,
+        "profile": task.profile,
+        "parameters": dict(task.parameters),
+    }
+
+
+def write_params(task: RunTask) -> None:
+    """Write the run's ``params.json`` unless it already holds the same record (call under the run's lock)."""
+    path = Path(task.run_dir) / PARAMS_FILE
+    record = params_record(task)
+    if read_json(path) != record:  # written once; identical on every rerun
+        atomic_write_json(path, record)
+
+
+def remove_kernel_runtime(run_dir: Path) -> None:
+    """Remove the run's Jupyter runtime folder: connection files (kernel keys) a killed kernel left."""
+    shutil.rmtree(Path(run_dir) / KERNEL_RUNTIME_DIR, ignore_errors=True)
+
+
+def _kernel_runtime(run_dir: Path) -> Path:
+    """A fresh, private (0700) runtime folder for the run's kernel."""
+    folder = run_dir / KERNEL_RUNTIME_DIR
+    folder.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(folder, 0o700)
+    return folder
 
 
 def _clean_leftovers(run_dir: Path) -> None:
@@ -236,7 +295,7 @@ def execute_task(task: RunTask, *, execute: Callable[[RunTask, Path], None] | No
     lock = RunLock(run_dir / LOCK_FILE)
     if not lock.acquire(blocking=task.wait_for_lock):
         return Outcome(task.run_id, "busy", "another process is running it")
-    saved_env = {k: os.environ.get(k) for k in (RUN_DIR_ENV, PROFILE_ENV)}
+    saved_env = {k: os.environ.get(k) for k in (RUN_DIR_ENV, PROFILE_ENV, RUNTIME_DIR_ENV)}
     try:
         manifest = read_manifest(run_dir) or {}
         status, attempt = manifest.get("status"), int(manifest.get("attempt", 0))
@@ -247,7 +306,8 @@ def execute_task(task: RunTask, *, execute: Callable[[RunTask, Path], None] | No
             return Outcome(task.run_id, "failed", why, manifest.get("duration_s"), attempt, manifest.get("error"))
 
         output_name = Path(task.notebook).name
-        _clean_leftovers(run_dir)
+        _clean_leftovers(run_dir)  # also the runtime folder, with any connection file of a killed kernel
+        write_params(task)
         if task.environment is None:
             from equiv.provenance import environment
 
@@ -278,6 +338,7 @@ def execute_task(task: RunTask, *, execute: Callable[[RunTask, Path], None] | No
         atomic_write_json(run_dir / MANIFEST_FILE, record)
 
         os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
+        os.environ[RUNTIME_DIR_ENV] = str(_kernel_runtime(run_dir).resolve())
         if task.profile is None:
             os.environ.pop(PROFILE_ENV, None)
         else:
@@ -290,6 +351,8 @@ def execute_task(task: RunTask, *, execute: Callable[[RunTask, Path], None] | No
             retries = _execute_with_retries(task, executing, execute)
         except Exception as err:  # the notebook failed, or its kernel did
             error = error_info(err)
+        finally:
+            remove_kernel_runtime(run_dir)
         duration = time.monotonic() - started
         cell_seconds = None
         if executing.is_file():

@@ -17,6 +17,16 @@ Format (full description in ``experiments/README.md``)::
 
 Every check happens in :func:`load_grid`, before anything runs, and fails with a one-line
 :class:`GridError` (a ``ValueError``) that names the bad key or value and what is allowed.
+
+Limits, checked before anything is expanded or written:
+
+- the number of runs (the product of the axis lengths and the number of seeds, counted without
+  listing them) is at most ``max_runs`` (default :data:`MAX_RUNS`; ``equiv run --max-runs N``
+  raises it, up to :data:`MAX_RUNS_CEILING`); seeds are ints from 0 to :data:`MAX_SEED`;
+- the YAML is read with :class:`GridLoader`, a ``yaml.SafeLoader`` that refuses, while composing,
+  more than :data:`MAX_YAML_ALIASES` alias references, alias use that expands to more than
+  :data:`MAX_YAML_NODES` values ("billion laughs"), recursive aliases, and nesting deeper than
+  :data:`MAX_YAML_DEPTH` levels.
 """
 
 from __future__ import annotations
@@ -28,12 +38,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import yaml
 
 from equiv.batch.metrics import PROFILE_ENV
-from equiv.batch.runid import run_id
+from equiv.batch.runid import canonical_json, run_id
 
 __all__ = [
     "GridError",
@@ -45,6 +55,16 @@ __all__ = [
     "SLURM_KEYS",
     "SEED_PARAMETER",
     "PROFILE_PARAMETER",
+    "MAX_RUNS",
+    "MAX_RUNS_CEILING",
+    "MAX_SEED",
+    "MAX_YAML_ALIASES",
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_NODES",
+    "GridLoader",
+    "YAMLLimitError",
+    "check_max_runs",
+    "count_runs",
 ]
 
 ALLOWED_KEYS = ("name", "description", "notebook", "parameters", "axes", "seeds", "profile", "profiles", "slurm")
@@ -60,12 +80,105 @@ SLURM_KEYS: dict[str, tuple[tuple[type, ...], float | None]] = {
 }
 SEED_PARAMETER = "seed"  # the notebook parameter that receives each value of `seeds`
 PROFILE_PARAMETER = "profile"  # injected with the run's profile when the notebook declares it
+MAX_RUNS = 10_000  # runs a grid may have unless --max-runs says more
+MAX_RUNS_CEILING = 1_000_000  # the most --max-runs accepts (every run is planned in memory)
+MAX_SEED = 2**32 - 1  # the largest seed (numpy's seeding takes 0 .. 2**32 - 1)
+MAX_YAML_ALIASES = 100  # alias references (*name) in one grid file
+MAX_YAML_DEPTH = 50  # nesting levels of mappings and lists
+MAX_YAML_NODES = 100_000  # values in the document once every alias is expanded
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TYPE_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict, "tuple": tuple}
 
 
 class GridError(ValueError):
     """A grid file that cannot run; the message is one line naming the bad thing."""
+
+
+class YAMLLimitError(yaml.YAMLError):
+    """A YAML document over one of :class:`GridLoader`'s limits (one line naming the limit)."""
+
+
+class GridLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that bounds what a small file can make it build, while it composes.
+
+    At most :data:`MAX_YAML_ALIASES` alias references, :data:`MAX_YAML_NODES` values counting each
+    alias as the whole node it stands for (so nested aliases cannot multiply a 400-byte file into
+    a billion values), no alias inside the node it names, and :data:`MAX_YAML_DEPTH` levels of
+    nesting (deeper files would exhaust Python's recursion limit). Raises :class:`YAMLLimitError`.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+        self._values = 0
+        self._anchored_sizes: dict[int, int] = {}  # id(anchored node) -> values it expands to
+
+    def _count(self, values: int, mark: Any) -> None:
+        self._values += values
+        if self._values > MAX_YAML_NODES:
+            raise YAMLLimitError(
+                f"the YAML expands to more than {MAX_YAML_NODES} values (aliases included) at line {mark.line + 1}; "
+                f"at most {MAX_YAML_NODES} are allowed"
+            )
+
+    def _compose_alias(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        self._aliases += 1
+        if self._aliases > MAX_YAML_ALIASES:
+            raise YAMLLimitError(
+                f"the YAML uses more than {MAX_YAML_ALIASES} alias references (*{event.anchor} at line "
+                f"{event.start_mark.line + 1}); at most {MAX_YAML_ALIASES} are allowed"
+            )
+        node = super().compose_node(parent, index)
+        size = self._anchored_sizes.get(id(node))
+        if size is None:
+            raise YAMLLimitError(
+                f"alias *{event.anchor} at line {event.start_mark.line + 1} is inside the node it names; recursive aliases are not allowed"
+            )
+        self._count(size, event.start_mark)
+        return node
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Compose one node, counting aliases, expanded values and depth."""
+        if self.check_event(yaml.AliasEvent):
+            return self._compose_alias(parent, index)
+        event = self.peek_event()
+        if self._depth >= MAX_YAML_DEPTH:
+            raise YAMLLimitError(
+                f"the YAML nests deeper than {MAX_YAML_DEPTH} levels at line {event.start_mark.line + 1}; "
+                f"at most {MAX_YAML_DEPTH} are allowed"
+            )
+        before = self._values
+        self._count(1, event.start_mark)
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if event.anchor is not None:
+            self._anchored_sizes[id(node)] = self._values - before
+        return node
+
+
+def _read_yaml(source: str, grid_path: Path) -> Any:
+    """The grid file's YAML, loaded with :class:`GridLoader`; every problem is one :class:`GridError` line."""
+    try:
+        text = grid_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise _fail(source, f"not UTF-8 text (byte {err.start}); a grid file is UTF-8 YAML") from None
+    loader = GridLoader(text)
+    try:
+        return loader.get_single_data()
+    except YAMLLimitError as err:
+        raise _fail(source, str(err)) from None
+    except yaml.YAMLError as err:
+        first = " ".join(str(err).split())
+        raise _fail(source, f"not valid YAML: {first}") from None
+    except (RecursionError, MemoryError) as err:
+        raise _fail(source, f"the YAML is too large or too deeply nested to load ({type(err).__name__})") from None
+    finally:
+        loader.dispose()
 
 
 @dataclass(frozen=True)
@@ -89,7 +202,7 @@ class Grid:
     parameters: dict[str, Any]
     axes: dict[str, list[Any]]
     seeds: list[int] | None
-    runs: tuple[RunSpec, ...]
+    runs: tuple[RunSpec, ...]  # at most the max_runs given to load_grid
     slurm: dict[str, Any] = field(default_factory=dict)
     description: str | None = None
 
@@ -218,24 +331,59 @@ def _mapping(source: str, key: str, value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def _seeds(source: str, where: str, value: Any) -> list[int] | None:
+def _seeds(source: str, where: str, value: Any) -> Sequence[int] | None:
+    """The seeds as a sequence; a count stays a ``range``, so that a huge count costs nothing until counted."""
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
             raise _fail(source, f"{where} is {value}: the grid is empty; give a count >= 1 or a list of seeds")
-        return list(range(value))
+        return range(value)
     if isinstance(value, list):
         if not value:
             raise _fail(source, f"{where} is an empty list: the grid is empty; give a count >= 1 or a list of seeds")
         for s in value:
-            if not isinstance(s, int) or isinstance(s, bool) or s < 0:
-                raise _fail(source, f"{where} contains {_short(s)}; seeds must be non-negative ints")
+            if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= MAX_SEED:
+                raise _fail(source, f"{where} contains {_short(s)}; seeds must be ints from 0 to {MAX_SEED}")
         if len(set(value)) != len(value):
-            dup = next(s for s in value if value.count(s) > 1)
+            seen: set[int] = set()
+            dup = next(s for s in value if s in seen or seen.add(s))
             raise _fail(source, f"{where} repeats seed {dup}")
         return list(value)
     raise _fail(source, f"{where} must be a count (int >= 1) or a list of ints, got {_short(value)}")
+
+
+def _seed_count(seeds: Sequence[int] | None) -> int:
+    if seeds is None:
+        return 1
+    if isinstance(seeds, range):  # len() of a range overflows past sys.maxsize
+        return max(0, seeds.stop - seeds.start)
+    return len(seeds)
+
+
+def count_runs(axes: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None) -> int:
+    """How many runs ``axes`` x ``seeds`` expand to, by arithmetic (nothing is listed)."""
+    return math.prod(len(values) for values in axes.values()) * _seed_count(seeds)
+
+
+def check_max_runs(max_runs: Any) -> int:
+    """``max_runs`` if it is a whole number from 1 to :data:`MAX_RUNS_CEILING`, else ``ValueError`` (one line)."""
+    if isinstance(max_runs, bool) or not isinstance(max_runs, int) or not 1 <= max_runs <= MAX_RUNS_CEILING:
+        raise ValueError(f"--max-runs {max_runs!r} is not allowed (a whole number from 1 to {MAX_RUNS_CEILING})")
+    return max_runs
+
+
+def _check_size(source: str, axes: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None, max_runs: int) -> None:
+    count = count_runs(axes, seeds)
+    if count <= max_runs:
+        return
+    factors = [f"{name}: {len(values)}" for name, values in axes.items()]
+    if seeds is not None:
+        factors.append(f"seeds: {_seed_count(seeds)}")
+    shape = " x ".join(factors)
+    if count > MAX_RUNS_CEILING:
+        raise _fail(source, f"the grid has {count} runs ({shape}), more than {MAX_RUNS_CEILING}, the most --max-runs allows; make it smaller")
+    raise _fail(source, f"the grid has {count} runs ({shape}), more than the limit of {max_runs}; pass --max-runs {count} to run them all")
 
 
 def _axes(source: str, where: str, value: Any) -> dict[str, list[Any]]:
@@ -266,8 +414,8 @@ def _slurm(source: str, value: Any) -> dict[str, Any]:
 
 
 def _merge_profile(
-    source: str, name: str, overlay: Any, parameters: dict, axes: dict, seeds: list[int] | None
-) -> tuple[dict, dict, list[int] | None]:
+    source: str, name: str, overlay: Any, parameters: dict, axes: dict, seeds: Sequence[int] | None
+) -> tuple[dict, dict, Sequence[int] | None]:
     if not isinstance(overlay, dict):
         raise _fail(source, f"profiles.{name} must be a mapping with keys {', '.join(PROFILE_KEYS)}")
     for key in overlay:
@@ -281,11 +429,18 @@ def _merge_profile(
     return params, new_axes, new_seeds
 
 
+def _value_key(value: Any) -> tuple[str, Any]:
+    """A hashable stand-in for a checked JSON value: equal keys for values of one type that are equal."""
+    if isinstance(value, (list, dict)):
+        return type(value).__name__, canonical_json(value)
+    return type(value).__name__, value
+
+
 def _check_names(
     source: str,
     parameters: dict,
     axes: dict,
-    seeds: list[int] | None,
+    seeds: Sequence[int] | None,
     declared: dict[str, type | None],
     notebook_key: str,
 ) -> tuple[dict, dict]:
@@ -315,15 +470,15 @@ def _check_names(
         for i, value in enumerate(values):
             _check_json(source, f"axis '{name}'[{i}]", value)
             coerced.append(_coerce(source, f"axis '{name}'[{i}]", value, declared[name], notebook_key))
-        seen: list[Any] = []
+        seen: set[tuple[str, Any]] = set()
         for value in coerced:
-            if any(type(value) is type(s) and value == s for s in seen):
+            key = _value_key(value)
+            if key in seen:
                 raise _fail(source, f"axis '{name}' repeats value {_short(value)}")
-            seen.append(value)
+            seen.add(key)
         swept[name] = coerced
-    if seeds is not None:
-        for seed in seeds:
-            _coerce(source, "seed", seed, declared[SEED_PARAMETER], notebook_key)
+    if seeds is not None:  # every seed is an int: checking the first checks them all (and never walks a huge range)
+        _coerce(source, "seed", seeds[0], declared[SEED_PARAMETER], notebook_key)
     return fixed, swept
 
 
@@ -344,21 +499,20 @@ def _expand(
     return tuple(runs)
 
 
-def load_grid(path: str | os.PathLike, profile: str | None = None) -> Grid:
+def load_grid(path: str | os.PathLike, profile: str | None = None, *, max_runs: int = MAX_RUNS) -> Grid:
     """Load, check and expand the grid file ``path``; raise :class:`GridError` on anything wrong.
 
     The profile is ``profile`` if given, else the grid's ``profile`` key, else ``$EQUIV_PROFILE``,
-    else none.
+    else none. A grid with more than ``max_runs`` runs is refused before it is expanded.
     """
+    check_max_runs(max_runs)
     grid_path = Path(path)
     source = grid_path.name
     if not grid_path.is_file():
+        if grid_path.is_dir():
+            raise GridError(f"grid file {str(grid_path)!r} is a folder; give a YAML grid file")
         raise GridError(f"grid file {str(grid_path)!r} not found")
-    try:
-        raw = yaml.safe_load(grid_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        first = " ".join(str(err).split())
-        raise _fail(source, f"not valid YAML: {first}") from None
+    raw = _read_yaml(source, grid_path)
     if raw is None:
         raise _fail(source, "the grid file is empty; it needs at least a 'notebook' key")
     if not isinstance(raw, dict):
@@ -408,6 +562,8 @@ def load_grid(path: str | os.PathLike, profile: str | None = None) -> Grid:
     params, axes, seeds = base_params, base_axes, base_seeds
     if chosen is not None and chosen in profiles:
         params, axes, seeds = _merge_profile(source, chosen, profiles[chosen], params, axes, seeds)
+    _check_size(source, axes, seeds, max_runs)
+    seeds = None if seeds is None else list(seeds)
     fixed, swept = _check_names(source, params, axes, seeds, declared, notebook_key)
     runs = _expand(notebook_key, chosen, fixed, swept, seeds, inject_profile)
     return Grid(

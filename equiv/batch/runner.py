@@ -1,9 +1,12 @@
 """``equiv run`` as a function: check the grid, plan its runs, execute them on a backend, summarise.
 
-Planning (before any run starts) writes every run's ``params.json`` and decides, from its
-manifest: ``done`` -> skip; ``failed`` -> skip unless ``retry_failed``; no manifest or an
-interrupted ``running`` one -> run. Runs another runner is executing right now are queued last
-and waited for (their lock decides; see :mod:`equiv.batch.execute`).
+Before anything runs, the options, ``--runs-dir`` and the grid are checked (the grid's run count
+against ``max_runs`` before it is expanded, see :mod:`equiv.batch.grid`). Planning then happens in
+memory and writes nothing: it decides, from each run's manifest (if its folder exists), ``done``
+-> skip; ``failed`` -> skip unless ``retry_failed``; no manifest or an interrupted ``running`` one
+-> run. A run's folder and ``params.json`` are written when that run starts
+(:func:`equiv.batch.execute.execute_task`). Runs another runner is executing right now are queued
+last and waited for (their lock decides; see :mod:`equiv.batch.execute`).
 """
 
 from __future__ import annotations
@@ -13,12 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from equiv.atomic_io import atomic_write_json
 from equiv.batch.execute import Outcome, RunTask
-from equiv.batch.grid import Grid, load_grid
-from equiv.batch.layout import PARAMS_FILE, grid_dir
+from equiv.batch.grid import MAX_RUNS, Grid, check_max_runs, load_grid
+from equiv.batch.layout import check_can_be_folder, grid_dir
 from equiv.batch.progress import GridProgress
-from equiv.batch.state import read_json, read_manifest, read_run_state
+from equiv.batch.state import read_manifest, read_run_state
 
 __all__ = ["BACKENDS", "RunSummary", "plan_grid", "run_grid"]
 
@@ -56,23 +58,14 @@ class RunSummary:
 
 
 def plan_grid(grid: Grid, runs_dir: str | os.PathLike, *, retry_failed: bool = False) -> tuple[list[RunTask], int]:
-    """Write each run's ``params.json`` and return (tasks to execute, runs already done)."""
+    """Return (tasks to execute, runs already done), from the manifests on disk; writes nothing."""
     gdir = grid_dir(runs_dir, grid.name)
+    absolute = gdir.resolve()
     fresh: list[RunTask] = []
     in_flight: list[RunTask] = []
     done_before = 0
     for spec in grid.runs:
         rdir = gdir / spec.run_id
-        rdir.mkdir(parents=True, exist_ok=True)
-        params = {
-            "run_id": spec.run_id,
-            "grid": grid.name,
-            "notebook": grid.notebook_key,
-            "profile": grid.profile,
-            "parameters": spec.parameters,
-        }
-        if read_json(rdir / PARAMS_FILE) != params:  # written once; identical on every rerun
-            atomic_write_json(rdir / PARAMS_FILE, params)
         manifest = read_manifest(rdir) or {}
         status, attempt = manifest.get("status"), int(manifest.get("attempt", 0))
         if status == "done":
@@ -83,7 +76,7 @@ def plan_grid(grid: Grid, runs_dir: str | os.PathLike, *, retry_failed: bool = F
         task = RunTask(
             grid=grid.name,
             run_id=spec.run_id,
-            run_dir=str(rdir.resolve()),
+            run_dir=str(absolute / spec.run_id),
             notebook=str(grid.notebook),
             notebook_key=grid.notebook_key,
             parameters=spec.parameters,
@@ -96,7 +89,7 @@ def plan_grid(grid: Grid, runs_dir: str | os.PathLike, *, retry_failed: bool = F
     return fresh + in_flight, done_before
 
 
-def _check_options(backend: str, jobs: int | None, scheduler: str | None, cell_timeout: float | None) -> None:
+def _check_options(backend: str, jobs: int | None, scheduler: str | None, cell_timeout: int | None, max_runs: int) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"--backend {backend!r} is not allowed (allowed: {', '.join(BACKENDS)})")
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
@@ -108,8 +101,9 @@ def _check_options(backend: str, jobs: int | None, scheduler: str | None, cell_t
             raise ValueError("--jobs does not apply to --backend dask: the cluster's workers decide how many runs go at once")
     elif scheduler:
         raise ValueError(f"--scheduler {scheduler!r} only applies to --backend dask, not {backend!r}")
-    if cell_timeout is not None and not cell_timeout > 0:
-        raise ValueError(f"--cell-timeout {cell_timeout!r} is not allowed (seconds > 0)")
+    if cell_timeout is not None and (isinstance(cell_timeout, bool) or not isinstance(cell_timeout, int) or cell_timeout < 1):
+        raise ValueError(f"--cell-timeout {cell_timeout!r} is not allowed (a whole number of seconds >= 1)")
+    check_max_runs(max_runs)
 
 
 def run_grid(
@@ -122,16 +116,22 @@ def run_grid(
     retry_failed: bool = False,
     runs_dir: str | os.PathLike = "runs",
     slurm: Mapping[str, Any] | None = None,
-    cell_timeout: float | None = None,
+    cell_timeout: int | None = None,
     progress: bool = True,
+    max_runs: int | None = None,
 ) -> RunSummary:
     """Execute every run of the grid file ``grid_path`` that is not done yet; see ``equiv run --help``.
 
-    ``slurm`` overrides the grid's ``slurm:`` section (keys of :class:`equiv.batch.slurm.SlurmOptions`).
-    Raises ``ValueError`` (one line) before anything runs when the grid or an option is wrong.
+    ``slurm`` overrides the grid's ``slurm:`` section (keys of :class:`equiv.batch.slurm.SlurmOptions`);
+    ``max_runs`` (default :data:`equiv.batch.grid.MAX_RUNS`) is the most runs the grid may have.
+    Raises ``ValueError`` (one line; :class:`equiv.batch.layout.NotAFolderError` for a ``runs_dir``
+    that is a file) before anything runs or is written when the grid or an option is wrong.
     """
-    _check_options(backend, jobs, scheduler, cell_timeout)
-    grid = load_grid(grid_path, profile=profile)
+    max_runs = MAX_RUNS if max_runs is None else max_runs
+    _check_options(backend, jobs, scheduler, cell_timeout, max_runs)
+    check_can_be_folder(runs_dir, "--runs-dir")
+    grid = load_grid(grid_path, profile=profile, max_runs=max_runs)
+    check_can_be_folder(grid_dir(runs_dir, grid.name), "the grid's runs folder")
     slurm_options = None
     if backend == "slurm":
         from equiv.batch.slurm import SlurmOptions, check_available
@@ -143,7 +143,7 @@ def run_grid(
         check_available(slurm_options)
     tasks, done_before = plan_grid(grid, runs_dir, retry_failed=retry_failed)
     if cell_timeout is not None:
-        tasks = [RunTask.from_dict({**t.to_dict(), "cell_timeout": float(cell_timeout)}) for t in tasks]
+        tasks = [RunTask.from_dict({**t.to_dict(), "cell_timeout": int(cell_timeout)}) for t in tasks]
     gdir = grid_dir(runs_dir, grid.name)
     bar = GridProgress(grid.name, len(tasks), already_done=done_before, enabled=progress and bool(tasks))
     try:

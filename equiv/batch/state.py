@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from equiv.batch.layout import LOCK_FILE, MANIFEST_FILE, PARAMS_FILE, is_run_dir
+from equiv.batch.layout import LOCK_FILE, MANIFEST_FILE, PARAMS_FILE, NotAFolderError, is_run_dir
 from equiv.batch.lock import is_locked
 from equiv.batch.runid import canonical_json
 
@@ -170,10 +170,17 @@ def _parameter_names(param_dicts: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def list_run_states(grid_dir: str | Path, *, probe_lock: bool = True) -> list[RunState]:
-    """Every run under ``grid_dir``, ordered by parameters; ``FileNotFoundError`` if it does not exist."""
+    """Every run under ``grid_dir``, ordered by parameters.
+
+    Raises ``FileNotFoundError`` if it does not exist and :class:`~equiv.batch.layout.NotAFolderError`
+    if it is a file (one-line messages naming the path).
+    """
     grid_dir = Path(grid_dir)
     if not grid_dir.is_dir():
-        raise FileNotFoundError(f"no runs directory {str(grid_dir)!r} (expected runs/<grid-name> written by `equiv run`)")
+        expected = "expected runs/<grid-name>, a folder written by `equiv run`"
+        if grid_dir.exists():
+            raise NotAFolderError(f"{str(grid_dir)!r} is a file, not a runs directory ({expected})")
+        raise FileNotFoundError(f"no runs directory {str(grid_dir)!r} ({expected})")
     states = [read_run_state(p, probe_lock=probe_lock) for p in sorted(grid_dir.iterdir()) if is_run_dir(p)]
     names = _parameter_names(s.parameters for s in states)
     states.sort(key=lambda s: (parameter_sort_key(s.parameters, names), s.run_id))

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from equiv.atomic_io import atomic_write_json
-from equiv.batch.execute import Outcome, RunTask, execute_task, utc_now
+from equiv.batch.execute import Outcome, RunTask, execute_task, remove_kernel_runtime, utc_now, write_params
 from equiv.batch.layout import LOCK_FILE, MANIFEST_FILE, WORKER_LOG
 from equiv.batch.lock import RunLock
 from equiv.batch.state import read_manifest
@@ -48,7 +48,10 @@ def _log_tail(path: Path, limit: int = 400) -> str:
 
 
 def record_lost_worker(task: RunTask, returncode: int | None, reason: str = "") -> Outcome:
-    """A worker ended without reporting: record the run as failed (if nobody else owns it now)."""
+    """A worker ended without reporting: record the run as failed (if nobody else owns it now).
+
+    Also removes the connection file its kernel may have left in the run's Jupyter runtime folder.
+    """
     run_dir = Path(task.run_dir)
     why = reason or f"worker process exited with status {returncode} before reporting"
     tail = _log_tail(run_dir / WORKER_LOG)
@@ -63,6 +66,8 @@ def record_lost_worker(task: RunTask, returncode: int | None, reason: str = "") 
             return Outcome(task.run_id, status, "", manifest.get("duration_s"), attempt, manifest.get("error"))
         if attempt > task.expected_attempt + 1:  # somebody else started it since
             return Outcome(task.run_id, "failed", why, error=error)
+        remove_kernel_runtime(run_dir)  # the connection file (and key) of a kernel killed with its worker
+        write_params(task)  # the worker may have died before writing it: status lists only folders with one
         record = dict(manifest) if status == "running" else {"run_id": task.run_id, "grid": task.grid, "start_time": None}
         record.update(
             status="failed",

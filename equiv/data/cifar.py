@@ -9,10 +9,12 @@ an explicit fill (the paper rotates CIFAR by multiples of 90° only, which need 
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import pickle
 import tarfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,10 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 
 def _load_batch(raw: bytes, member: str) -> dict[str, Any]:
-    obj = _ArrayUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    try:
+        obj = _ArrayUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, TypeError, AttributeError, IndexError) as err:
+        raise ValueError(f"{member} is not a valid CIFAR batch pickle ({type(err).__name__}: {err})".replace("\n", " ")) from None
     if not isinstance(obj, dict):
         raise ValueError(f"{member} holds a {type(obj).__name__}, expected a dict batch")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
@@ -60,6 +65,13 @@ def read_cifar_archive(path: str | os.PathLike, members: dict[str, list[str]], l
     """Read the batches ``members`` (split name -> member paths inside the tarball) of a CIFAR
     python-version archive; returns split -> (uint8 ``(N, 3, 32, 32)`` images, int64 labels)."""
     path = Path(path)
+    try:
+        return _read_members(path, members, label_key)
+    except (tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise ValueError(f"{path} is not a readable CIFAR python-version .tar.gz ({type(err).__name__}: {err})".replace("\n", " ")) from None
+
+
+def _read_members(path: Path, members: dict[str, list[str]], label_key: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     with tarfile.open(path, "r:gz") as tar:
         for split, names in members.items():

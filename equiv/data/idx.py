@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Parse an IDX(.gz) file into a numpy array of its declared shape (native byte order)."""
     path = Path(path)
     opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise ValueError(f"{path} is not a valid gzip file ({err}); expected a gzipped IDX file") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _TYPES or raw[3] == 0:
         raise ValueError(f"{path} is not an IDX file (bad magic {raw[:4].hex()!r}); allowed: 00 00 <type> <ndim>")
     dtype, ndim = _TYPES[raw[2]], raw[3]

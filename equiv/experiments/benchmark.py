@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from equiv.evaluation import rot90_protocol
-from equiv.experiments.params import PROFILES, Param, resolve
+from equiv.experiments.params import PROFILES, Param, check_model_sizes, resolve
 from equiv.experiments.record import attach
 from equiv.experiments.result import ExperimentResult
 from equiv.models import build
@@ -77,6 +77,9 @@ def classification_benchmark(params: Mapping[str, Any] | None = None, *, progres
     widths = p["width"] if isinstance(p["width"], list) else [p["width"]] * len(p["groups"])  # None: default
     if len(widths) != len(p["groups"]):
         raise ValueError(f"parameter 'width' lists {len(widths)} widths for {len(p['groups'])} groups; allowed: one int or one per group")
+    channels = 1 if p["dataset"] == "mnist" else 3
+    check_model_sizes("sizes", [(str(n), g, n) for n in p["sizes"] for g in p["groups"]],
+                      lambda g: build(p["model"], group=g, in_channels=channels, width=2, head=p["head"]))
     dev = resolve_device(p["device"])
     seeds = list(range(1, p["seeds"] + 1)) if isinstance(p["seeds"], int) else p["seeds"]
     t0 = time.perf_counter()

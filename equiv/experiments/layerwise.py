@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from equiv.data import mnist
-from equiv.experiments.params import PROFILES, Param, resolve
+from equiv.experiments.params import PROFILES, Param, check_model_sizes, resolve
 from equiv.experiments.record import attach
 from equiv.experiments.result import ExperimentResult
 from equiv.experiments.rotated_mnist import _CONFIG, parse_config
@@ -55,6 +55,8 @@ def layerwise_equivariance_experiment(params: Mapping[str, Any] | None = None, *
                                       progress: bool | None = None) -> ExperimentResult:
     """Train each config and record per-layer errors at init and after every epoch; table ``errors``."""
     p = resolve(SPEC, params, "layerwise_equivariance")
+    check_model_sizes("configs", [(c, *parse_config(c)) for c in p["configs"]],
+                      lambda g: build("p4cnn", group=g, channels=p["channels"], dropout=p["dropout"]))
     dev = resolve_device(p["device"])
     t0 = time.perf_counter()
     kwargs: dict[str, Any] = {"seed": 0, "train_size": p["train_size"], "val_size": 0 if p["source"] == "embedded" else 2000,

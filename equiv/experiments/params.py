@@ -18,9 +18,12 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["PROFILES", "Param", "resolve", "resolve_profile"]
+__all__ = ["PROFILES", "MAX_INPUT_SIZE", "Param", "resolve", "resolve_profile", "check_model_sizes"]
 
 PROFILES = ("smoke", "book", "paper")
+#: the largest input side an experiment accepts: MNIST/CIFAR digits resized beyond it carry no new information,
+#: and a batch of such images would not fit in memory on a laptop
+MAX_INPUT_SIZE = 1024
 
 
 def resolve_profile(profile: str | None = None) -> str:
@@ -119,3 +122,22 @@ def resolve(spec: Sequence[Param], params: Mapping[str, Any] | None, experiment:
         value = params[p.name] if p.name in params and params[p.name] is not None else p.default_for(profile)
         out[p.name] = p.validate(value) if value is not None else None
     return out
+
+
+def check_model_sizes(param: str, items: Sequence[tuple[str, str, int]], build_model: Callable[[str], Any]) -> None:
+    """Refuse, before any work, an input size outside ``1..MAX_INPUT_SIZE`` or too small for its model.
+
+    ``items`` are ``(text, group, size)`` as the user wrote them (``text`` is named in the error);
+    ``build_model(group)`` builds the model, which the exactness predictor traces once on a zero image (no
+    training, milliseconds)."""
+    from equiv.exactness import check
+
+    for text, group, size in items:
+        if not 1 <= size <= MAX_INPUT_SIZE:
+            raise ValueError(f"parameter {param!r} has {text!r}: input size {size} is outside 1..{MAX_INPUT_SIZE}")
+        try:
+            check(build_model(group), size, group if group != "z2" else "p4")
+        except ValueError as err:
+            if "does not fit" not in str(err):
+                raise
+            raise ValueError(f"parameter {param!r} has {text!r}: input size {size} is too small for the model") from None

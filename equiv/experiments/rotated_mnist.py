@@ -16,7 +16,7 @@ import pandas as pd
 
 from equiv.data import mnist
 from equiv.evaluation import TEST_ANGLES, rotation_sweep
-from equiv.experiments.params import PROFILES, Param, resolve
+from equiv.experiments.params import PROFILES, Param, check_model_sizes, resolve
 from equiv.experiments.record import attach
 from equiv.experiments.result import ExperimentResult
 from equiv.models import build
@@ -82,6 +82,9 @@ def rotated_mnist(params: Mapping[str, Any] | None = None, *, progress: bool | N
     """Run the rotated-MNIST experiment; returns tables ``accuracy`` (per angle) and ``training`` (per epoch)."""
     p = resolve(SPEC, params, "rotated_mnist")
     configs = [parse_config(c) for c in p["configs"]]
+    check_model_sizes("configs", [(c, g, n) for c, (g, n) in zip(p["configs"], configs)],
+                      lambda g: build("p4cnn", group=g, channels=p["channels_z2"] if g == "z2" else p["channels_p4"],
+                                      dropout=p["dropout"]))
     dev = resolve_device(p["device"])
     seeds = list(range(1, p["seeds"] + 1)) if isinstance(p["seeds"], int) else p["seeds"]
     t0 = time.perf_counter()

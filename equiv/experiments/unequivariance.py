@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from equiv.experiments.params import PROFILES, Param, resolve
+from equiv.experiments.params import PROFILES, Param, check_model_sizes, resolve
 from equiv.experiments.record import attach
 from equiv.experiments.result import ExperimentResult
 from equiv.glyphs import GLYPHS, glyph
@@ -68,6 +68,7 @@ def _panel_rows(model, x: torch.Tensor, size: int, step: int) -> list[dict]:
 def learning_unequivariance(params: Mapping[str, Any] | None = None) -> ExperimentResult:
     """Train the probe at each size and seed; returns tables ``loss`` and ``panels``."""
     p = resolve(SPEC, params, "learning_unequivariance")
+    check_model_sizes("sizes", [(str(n), "p4", n) for n in p["sizes"]], lambda g: build("unequivariance_probe"))
     seeds = list(range(p["seeds"])) if isinstance(p["seeds"], int) else p["seeds"]
     t0 = time.perf_counter()
     loss_rows, panel_rows = [], []

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from equiv.groups import Group
-from equiv.nn import GroupBatchNorm, GroupConv2d, GroupCosetMaxPool, GroupMaxPool2d
+from equiv.nn import Dropout, GroupBatchNorm, GroupConv2d, GroupCosetMaxPool, GroupMaxPool2d
 
 __all__ = ["HEADS", "LayerKit", "NativeKit", "SpatialMean", "ClassifierHead"]
 
@@ -67,7 +67,7 @@ class NativeKit:
         return GroupMaxPool2d(kernel_size, stride, padding)
 
     def dropout(self, channels: int, p: float) -> nn.Module:
-        return nn.Dropout(p)
+        return Dropout(p)
 
 
 class SpatialMean(nn.Module):

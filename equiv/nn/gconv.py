@@ -4,7 +4,8 @@ A lifting convolution maps an image ``(B, C_in, H, W)`` to a group feature map `
 a group convolution maps ``(B, C_in, |G|, H, W)`` to ``(B, C_out, |G|, H', W')``. Both are implemented
 the fast way: the transformed filter bank (every filter under every group element) is gathered with one
 precomputed index (exact rotations, flips and permutations of the group axis — no interpolation), then a
-single :func:`torch.nn.functional.conv2d` runs.
+single :func:`torch.nn.functional.conv2d` runs on the channels-last view of the group map
+(:mod:`equiv.nn.layout`: group-major channels ``g·C + c``), and the output is returned in that layout too.
 
 Equivariance: for every ``g`` in the group, ``Φ(g·x) = g·Φ(x)`` (actions of :mod:`equiv.groups`) holds
 exactly whenever the layer's sampling grid is symmetric, i.e. ``(N + 2p − d(k−1) − 1) mod s == 0`` on an
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from equiv.groups import Group, get_group
+from equiv.nn.layout import from_planes, to_planes
 
 __all__ = ["GroupConv2d", "P4ConvZ2", "P4ConvP4", "P4MConvZ2", "P4MConvP4M"]
 
@@ -114,12 +116,13 @@ class GroupConv2d(nn.Module):
         return 1 if self.lifting else self.group.order
 
     def transformed_weight(self) -> torch.Tensor:
-        """The filter bank ``(C_out·|G|, C_in·|G_in|, k, k)``: every filter under every group element."""
-        c_out, c_in, k, n = self.out_channels, self.in_channels, self.kernel_size, self.group.order
+        """The filter bank ``(|G|·C_out, |G_in|·C_in, k, k)``: every filter under every group element, in the
+        group-major channel order of :mod:`equiv.nn.layout` (output ``h·C_out + c``, input ``g·C_in + c'``)."""
+        c_out, c_in, k, n, g_in = self.out_channels, self.in_channels, self.kernel_size, self.group.order, self.in_group_order
         flat = self.weight.reshape(c_out, c_in, -1)  # (C_out, C_in, |G_in|·k·k)
         # one index_select (backward: a single index_add) rather than advanced indexing, whose backward is slower
-        bank = flat.index_select(2, self.filter_index.reshape(-1)).view(c_out, c_in, n, -1)  # (C_out, C_in, |G|, |G_in|·k·k)
-        return bank.transpose(1, 2).reshape(c_out * n, c_in * self.in_group_order, k, k)
+        bank = flat.index_select(2, self.filter_index.reshape(-1)).view(c_out, c_in, n, g_in, k, k)
+        return bank.permute(2, 0, 3, 1, 4, 5).reshape(n * c_out, g_in * c_in, k, k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.group.order
@@ -134,16 +137,23 @@ class GroupConv2d(nn.Module):
                     f"{type(self).__name__} expects a group feature map (B, {self.in_channels}, {n}, H, W), "
                     f"got shape {tuple(x.shape)}"
                 )
-            x = x.flatten(1, 2)
+            x = to_planes(x)  # (B, |G|·C_in, H, W), channels last
         span = self.dilation * (self.kernel_size - 1) + 1
         if min(x.shape[-2:]) + 2 * self.padding < span:
             raise ValueError(
                 f"input {x.shape[-2]}×{x.shape[-1]} (padding {self.padding}) is smaller than the kernel span {span} "
                 f"of {type(self).__name__}"
             )
-        bias = None if self.bias is None else self.bias.repeat_interleave(n)
-        y = F.conv2d(x, self.transformed_weight(), bias, self.stride, self.padding, self.dilation)
-        return y.unflatten(1, (self.out_channels, n))
+        weight = self.transformed_weight()
+        if self.lifting:
+            x = x.contiguous(memory_format=torch.channels_last)
+        bias = None if self.bias is None else self.bias.repeat(n)  # shared over the group axis: h·C_out + c
+        y = F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation)
+        if self.lifting:
+            # one input channel: x is contiguous and channels-last at once, and the convolution may answer in
+            # the contiguous layout; one copy puts the group map into the fast layout for every later layer
+            y = y.contiguous(memory_format=torch.channels_last)
+        return from_planes(y, self.out_channels)
 
     def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from equiv.nn.layout import from_planes, to_planes
+
 __all__ = ["GroupMaxPool2d", "GroupAvgPool2d", "GroupCosetMaxPool", "GlobalAvgPool"]
 
 
@@ -23,21 +25,21 @@ def _check_group_map(module: nn.Module, x: torch.Tensor) -> None:
 
 
 class GroupMaxPool2d(nn.MaxPool2d):
-    """Spatial max pooling of a group feature map ``(B, C, |G|, H, W) → (B, C, |G|, H', W')``."""
+    """Spatial max pooling of a group feature map ``(B, C, |G|, H, W) → (B, C, |G|, H', W')`` (on the
+    channels-last view of :mod:`equiv.nn.layout`, so the output stays in the fast layout)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_group_map(self, x)
-        b, c, g = x.shape[:3]
-        return super().forward(x.flatten(0, 2)).unflatten(0, (b, c, g))
+        return from_planes(super().forward(to_planes(x)), x.shape[1])
 
 
 class GroupAvgPool2d(nn.AvgPool2d):
-    """Spatial average pooling of a group feature map ``(B, C, |G|, H, W) → (B, C, |G|, H', W')``."""
+    """Spatial average pooling of a group feature map ``(B, C, |G|, H, W) → (B, C, |G|, H', W')`` (on the
+    channels-last view of :mod:`equiv.nn.layout`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_group_map(self, x)
-        b, c, g = x.shape[:3]
-        return super().forward(x.flatten(0, 2)).unflatten(0, (b, c, g))
+        return from_planes(super().forward(to_planes(x)), x.shape[1])
 
 
 class GroupCosetMaxPool(nn.Module):
