@@ -1,8 +1,13 @@
-"""Forward+backward time of equiv's group convolutions vs a plain nn.Conv2d and e2cnn's R2Conv.
+"""Forward+backward time of equiv's group convolutions vs the fastest plain nn.Conv2d and e2cnn's R2Conv.
 
 The group convolution with C_in → C_out channels per group element does the work of a plain
-``nn.Conv2d(C_in·|G|, C_out·|G|)``; ours adds only the gather of the filter bank. Target: within 1.05×
-of the plain convolution on CPU. All timings come from one run, interleaved, median of repeats.
+``nn.Conv2d(C_in·|G|, C_out·|G|)``; ours adds only the gather of the filter bank. The baseline is the
+*fastest* configuration of that plain convolution on this machine: it is timed in both memory layouts
+(contiguous and ``channels_last``) and the faster one, printed, is the denominator. Our group convolutions get
+their input in the layout the previous layer of a network hands them (:mod:`equiv.nn.layout`), the lifting
+layers the same ``channels_last`` image as the NHWC baseline (a network converts its input image once per
+forward pass; ``benchmarks/steps.py`` times that as part of a training step). Target: within 1.05×.
+All timings come from one run, interleaved, median of repeats.
 
 Each step is the layer's forward pass plus its backward pass from a fixed random output gradient
 (``out.backward(grad)``), so the timing holds the layer's own work only: a scalar loss such as
@@ -23,6 +28,7 @@ import torch
 from torch import nn
 
 from equiv.nn import GroupConv2d
+from equiv.nn.layout import fast_layout
 
 
 def e2cnn_conv(group: str, c_in: int, c_out: int, k: int, lifting: bool) -> nn.Module:
@@ -65,28 +71,36 @@ def main() -> None:
     torch.manual_seed(0)
     c, n, b, k = args.channels, args.size, args.batch, 3
     print(f"batch {b}, {n}x{n}, {c} channels per group element, 3x3, {args.threads} threads, median of {args.repeats}")
-    print(f"{'layer':<14}{'equiv (ms)':>12}{'nn.Conv2d (ms)':>16}{'e2cnn (ms)':>12}{'equiv/plain':>13}{'e2cnn/plain':>13}")
+    print(f"{'layer':<14}{'equiv (ms)':>12}{'Conv2d NCHW':>13}{'Conv2d NHWC':>13}{'e2cnn (ms)':>12}"
+          f"{'fastest':>9}{'equiv/fastest':>15}{'e2cnn/fastest':>15}")
     for group, order in (("p4", 4), ("p4m", 8)):
         for lifting in (False, True):
             c_in = 3 if lifting else c
             ours = GroupConv2d(c_in, c, k, padding=1, group=group, lifting=lifting)
             plain = nn.Conv2d(c_in * (1 if lifting else order), c * order, k, padding=1)
+            plain_cl = nn.Conv2d(plain.in_channels, plain.out_channels, k, padding=1).to(memory_format=torch.channels_last)
             e2 = e2cnn_conv(group, c_in, c, k, lifting)
-            x_ours = torch.randn(b, c_in, n, n) if lifting else torch.randn(b, c_in, order, n, n)
             x_plain = torch.randn(b, plain.in_channels, n, n)
-            grad = torch.randn(b, c * order, n, n)  # one output gradient for all three (viewed as each output)
-            times = {"ours": [], "plain": [], "e2cnn": []}
+            x_cl = x_plain.contiguous(memory_format=torch.channels_last)
+            # the input each runs fastest on: a lifting layer and the NHWC baseline get the same NHWC image
+            x_ours = x_cl if lifting else fast_layout(torch.randn(b, c_in, order, n, n))
+            grad = torch.randn(b, c * order, n, n)  # one output gradient for all (viewed as each output)
+            grad_ours = fast_layout(grad.view(b, order, c, n, n).transpose(1, 2))
+            grad_cl = grad.contiguous(memory_format=torch.channels_last)
+            runs = {"ours": (ours, x_ours, grad_ours), "nchw": (plain, x_plain, grad), "nhwc": (plain_cl, x_cl, grad_cl),
+                    "e2cnn": (e2, x_plain, grad)}
+            times = {key: [] for key in runs}
             for _ in range(3):  # warm-up
-                step_time(ours, x_ours, grad), step_time(plain, x_plain, grad), step_time(e2, x_plain, grad)
-            for _ in range(args.repeats):  # interleaved, so drifts hit all three alike
-                times["ours"].append(step_time(ours, x_ours, grad))
-                times["plain"].append(step_time(plain, x_plain, grad))
-                times["e2cnn"].append(step_time(e2, x_plain, grad))
+                for module, x, g in runs.values():
+                    step_time(module, x, g)
+            for _ in range(args.repeats):  # interleaved, so drifts hit all alike
+                for key, (module, x, g) in runs.items():
+                    times[key].append(step_time(module, x, g))
             med = {key: statistics.median(v) * 1e3 for key, v in times.items()}
+            fastest = "nhwc" if med["nhwc"] < med["nchw"] else "nchw"
             name = f"{group.upper()}Conv{'Z2' if lifting else group.upper()}"
-            print(f"{name:<14}{med['ours']:>12.2f}{med['plain']:>16.2f}{med['e2cnn']:>12.2f}"
-                  f"{med['ours'] / med['plain']:>13.3f}{med['e2cnn'] / med['plain']:>13.3f}")
-
+            print(f"{name:<14}{med['ours']:>12.2f}{med['nchw']:>13.2f}{med['nhwc']:>13.2f}{med['e2cnn']:>12.2f}"
+                  f"{fastest.upper():>9}{med['ours'] / med[fastest]:>15.3f}{med['e2cnn'] / med[fastest]:>15.3f}")
 
 if __name__ == "__main__":
     main()

@@ -97,9 +97,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, slurm: dict):
     from equiv.batch.runner import run_grid
 
+    jobs, threads = args.jobs, args.threads
+    if args.backend == "local":
+        from equiv.batch.grid import MAX_RUNS, load_grid
+        from equiv.batch.packing import choose_packing
+        from equiv.batch.resources import visible_gpu_ids
+
+        from equiv.batch.layout import check_can_be_folder
+
+        # a bad grid or folder is refused before anything is measured
+        check_can_be_folder(args.runs_dir, "--runs-dir")
+        load_grid(args.grid, profile=args.profile, max_runs=args.max_runs or MAX_RUNS)
+        packing = choose_packing(args.jobs, args.threads, gpu_ids=visible_gpu_ids())
+        print(f"equiv run: {packing}", flush=True)
+        jobs, threads = packing.jobs, packing.threads
     return run_grid(
         args.grid,
-        jobs=args.jobs,
+        jobs=jobs,
+        threads=threads,
         profile=args.profile,
         backend=args.backend,
         scheduler=args.scheduler,
@@ -171,7 +186,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Results go to RUNS_DIR/<grid-name>/<run-id>/; rerunning skips finished runs and resumes interrupted ones.",
     )
     run.add_argument("grid", type=Path, help="the grid file (YAML)")
-    run.add_argument("--jobs", "-j", type=_positive_int, default=None, help="runs at once on this machine (local backend; default 1)")
+    run.add_argument("--jobs", "-j", type=_positive_int, default=None,
+                     help="runs at once on this machine (local backend; default: the measured best packing)")
+    run.add_argument("--threads", type=_positive_int, default=None, metavar="T",
+                     help="CPU threads per run (local backend; default: cores // jobs, or the measured best packing)")
     run.add_argument("--profile", default=None, help="profile to run (overrides the grid's 'profile' and $EQUIV_PROFILE), e.g. smoke")
     run.add_argument("--backend", choices=BACKENDS, default="local", help="where runs execute (default: local)")
     run.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address, for --backend dask")

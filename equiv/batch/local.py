@@ -52,8 +52,10 @@ def run_local(
     gpu_ids: Sequence[str] | None = None,
     cores: int | None = None,
     worker_factory: Callable[[dict[str, str]], WorkerProcess] = WorkerProcess,
+    threads: int | None = None,
 ) -> list[Outcome]:
-    """Execute ``tasks`` with at most ``jobs`` worker processes at a time; return their outcomes."""
+    """Execute ``tasks`` with at most ``jobs`` worker processes at a time (``threads`` CPU threads each;
+    default ``cores // jobs``); return their outcomes."""
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     if not tasks:
@@ -66,7 +68,7 @@ def run_local(
     outcomes: list[Outcome] = []
     stop = threading.Event()
 
-    envs = [slot_environment(slot, width, gpu_ids, cores) for slot in range(width)]
+    envs = [slot_environment(slot, width, gpu_ids, cores, threads) for slot in range(width)]
     provenances = [slot_provenance(env, gpu_ids) for env in envs]  # here, so that errors surface
 
     def _run_slot(slot: int) -> None:

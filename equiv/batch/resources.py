@@ -15,12 +15,14 @@ __all__ = ["THREAD_VARIABLES", "slot_environment", "visible_gpu_ids", "cpu_count
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def slot_environment(slot: int, jobs: int, gpu_ids: Sequence[str], cores: int) -> dict[str, str]:
+def slot_environment(slot: int, jobs: int, gpu_ids: Sequence[str], cores: int,
+                     threads: int | None = None) -> dict[str, str]:
     """Environment variables for worker slot ``slot`` of ``jobs`` concurrent runs.
 
     With GPUs, slot ``k`` gets ``CUDA_VISIBLE_DEVICES = gpu_ids[k % len(gpu_ids)]`` (round robin:
-    each run its own GPU while ``jobs <= len(gpu_ids)``). Every slot gets ``cores // jobs`` CPU
-    threads (at least 1) through ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS``.
+    each run its own GPU while ``jobs <= len(gpu_ids)``). Every slot gets ``threads`` CPU threads (default
+    ``cores // jobs``, at least 1) through ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS``
+    (see :mod:`equiv.batch.packing` for how ``equiv run`` chooses them).
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
@@ -29,9 +31,9 @@ def slot_environment(slot: int, jobs: int, gpu_ids: Sequence[str], cores: int) -
     env: dict[str, str] = {}
     if gpu_ids:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu_ids[slot % len(gpu_ids)])
-    threads = str(max(1, cores // jobs))
+    count = str(threads if threads is not None else max(1, cores // jobs))
     for var in THREAD_VARIABLES:
-        env[var] = threads
+        env[var] = count
     return env
 
 

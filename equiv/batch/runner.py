@@ -119,11 +119,14 @@ def run_grid(
     cell_timeout: int | None = None,
     progress: bool = True,
     max_runs: int | None = None,
+    threads: int | None = None,
 ) -> RunSummary:
     """Execute every run of the grid file ``grid_path`` that is not done yet; see ``equiv run --help``.
 
     ``slurm`` overrides the grid's ``slurm:`` section (keys of :class:`equiv.batch.slurm.SlurmOptions`);
-    ``max_runs`` (default :data:`equiv.batch.grid.MAX_RUNS`) is the most runs the grid may have.
+    ``max_runs`` (default :data:`equiv.batch.grid.MAX_RUNS`) is the most runs the grid may have; ``threads``
+    the CPU threads per run of the local backend (default ``cores // jobs``; ``equiv run`` measures the best
+    packing with :mod:`equiv.batch.packing`).
     Raises ``ValueError`` (one line; :class:`equiv.batch.layout.NotAFolderError` for a ``runs_dir``
     that is a file) before anything runs or is written when the grid or an option is wrong.
     """
@@ -150,7 +153,7 @@ def run_grid(
         if backend == "local":
             from equiv.batch.local import run_local
 
-            outcomes = run_local(tasks, jobs=jobs or 1, progress=bar)
+            outcomes = run_local(tasks, jobs=jobs or 1, progress=bar, threads=threads)
         elif backend == "slurm":
             from equiv.batch.slurm import run_slurm
 

@@ -122,7 +122,9 @@ class GroupConv2d(nn.Module):
         flat = self.weight.reshape(c_out, c_in, -1)  # (C_out, C_in, |G_in|·k·k)
         # one index_select (backward: a single index_add) rather than advanced indexing, whose backward is slower
         bank = flat.index_select(2, self.filter_index.reshape(-1)).view(c_out, c_in, n, g_in, k, k)
-        return bank.permute(2, 0, 3, 1, 4, 5).reshape(n * c_out, g_in * c_in, k, k)
+        # one copy into (h, c_out, ky, kx, g, c_in) memory order: the bank in channels_last, as the input
+        bank = bank.permute(2, 0, 4, 5, 3, 1).contiguous().view(n * c_out, k, k, g_in * c_in)
+        return bank.permute(0, 3, 1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.group.order
