@@ -217,3 +217,19 @@ def test_cli_download_success_and_failures(root, data_server, monkeypatch, capsy
     with pytest.raises(SystemExit):
         main(["data", "download", "imagenet"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_downloaded_and_decompressed_files_follow_the_umask(root, data_server, monkeypatch, umask):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        install_source(monkeypatch, "mnist", fake_mnist(n_train=20, n_test=10), data_server)
+        install_source(monkeypatch, "pcam", fake_pcam(), data_server)
+        files = download("mnist", root) + list(download("pcam", root))
+        for path in files:
+            assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, (path, oct(path.stat().st_mode))
+    finally:
+        os.umask(old)

@@ -106,6 +106,7 @@ def _fetch(file: RemoteFile, url: str, folder: Path, progress: bool) -> Path:
         raise ValueError(f"checksum mismatch for {url}, nothing kept: {err}".replace("\n", " ")) from None
     except requests.exceptions.RequestException as err:
         raise ConnectionError(f"could not download {url}: {err}".replace("\n", " ")) from None
+    os.chmod(path, file_mode())  # pooch moves a mkstemp file (0600) into place: give it the umask's mode
     return Path(path)
 
 
