@@ -6,7 +6,9 @@ batch. One step is forward, cross-entropy, backward and an Adam update. Timings 
 repeats, in one process.
 
 - P4CNN at 28×28 and 27×27, batch 128 (the rotated-MNIST runs): target ≥ 1.4× faster than the reference.
-- ResNet-44 P4 at 33×33, batch 32 (the classification benchmark): reported.
+- ResNet-44 P4 at 33×33, batch 32 (the classification benchmark's default width 16): reported.
+- ResNet-44 P4 width 2 at 33×33, batch 16 (the book profile): narrow layers keep the contiguous layout
+  (:data:`equiv.nn.layout.FAST_LAYOUT_MIN_CHANNELS`); reported, it must not be slower.
 
     python benchmarks/steps.py [--repeats 10] [--threads 2]
 """
@@ -52,7 +54,9 @@ def main() -> None:
     ap.add_argument("--no-resnet", action="store_true", help="skip the ResNet-44 case")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cases = [("P4CNN", 28, 128, 1), ("P4CNN", 27, 128, 1)] + ([] if args.no_resnet else [("ResNet-44 P4", 33, 32, 3)])
+    cases = [("P4CNN", 28, 128, 1), ("P4CNN", 27, 128, 1)]
+    if not args.no_resnet:
+        cases += [("ResNet-44 P4", 33, 32, 3), ("ResNet-44 w2", 33, 16, 3)]
     print(f"{args.threads} threads, median of {args.repeats} interleaved steps (forward, loss, backward, Adam)")
     print(f"{'network':<14}{'size':>5}{'batch':>6}{'reference (ms)':>16}{'equiv (ms)':>12}{'speed-up':>10}")
     for name, size, batch, c_in in cases:
@@ -60,7 +64,8 @@ def main() -> None:
         if name == "P4CNN":
             new, ref = build("p4cnn"), P4CNN(ReferenceKit("p4"), 10)
         else:
-            new, ref = build("resnet44"), CifarResNet(ReferenceKit("p4"), (7, 7, 7), 16)
+            width = 2 if name.endswith("w2") else 16
+            new, ref = build("resnet44", width=width), CifarResNet(ReferenceKit("p4"), (7, 7, 7), width)
         ref.load_state_dict(new.state_dict())
         steps = {"ref": training_step(ref, size, batch, c_in), "new": training_step(new, size, batch, c_in)}
         for step in steps.values():

@@ -11,6 +11,7 @@ import yaml
 from equiv.batch.grid import GridError, load_grid, notebook_parameter_types
 from equiv.batch.runid import run_id
 from equiv.cli import main
+from grid_files import write_grid
 
 TESTS = Path(__file__).resolve().parent
 NOTEBOOKS = TESTS / "notebooks"
@@ -20,12 +21,6 @@ GRIDS = TESTS / "grids"
 @pytest.fixture(autouse=True)
 def _no_profile_env(monkeypatch):
     monkeypatch.delenv("EQUIV_PROFILE", raising=False)
-
-
-def write_grid(tmp_path: Path, body: dict | str, name: str = "grid.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(body if isinstance(body, str) else yaml.safe_dump(body, sort_keys=False))
-    return path
 
 
 def compute_grid(**extra) -> dict:

@@ -21,6 +21,7 @@ from equiv.batch.runner import plan_grid, run_grid
 from equiv.batch.state import list_run_states
 from equiv.batch.worker import record_lost_worker
 from equiv.cli import main
+from grid_files import write_grid
 
 TESTS = Path(__file__).resolve().parent
 NOTEBOOKS = TESTS / "notebooks"
@@ -31,12 +32,6 @@ REPO = TESTS.parent
 @pytest.fixture(autouse=True)
 def _no_profile_env(monkeypatch):
     monkeypatch.delenv("EQUIV_PROFILE", raising=False)
-
-
-def write_grid(tmp_path: Path, body: dict | str, name: str = "grid.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(body if isinstance(body, str) else yaml.safe_dump(body, sort_keys=False))
-    return path
 
 
 def sleeps_grid(**extra) -> dict:

@@ -17,7 +17,7 @@ from equiv.models import build
 from equiv.nn import (Dropout, GroupAvgPool2d, GroupBatchNorm, GroupConv2d, GroupMaxPool2d)
 from equiv.nn.batchnorm import _TrainingNorm
 from equiv.nn.dropout import keep_mask
-from equiv.nn.layout import fast_layout, from_planes, is_fast_layout, to_planes
+from equiv.nn.layout import FAST_LAYOUT_MIN_CHANNELS, fast_layout, from_planes, is_fast_layout, to_planes
 from equiv.testing import equivariance_errors
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -34,18 +34,39 @@ def _contiguous_map(shape, dtype=torch.float64) -> torch.Tensor:
 def test_every_layer_returns_the_fast_layout_from_any_input_layout(group: str) -> None:
     torch.manual_seed(0)
     n = 4 if group == "p4" else 8
-    lift = GroupConv2d(1, 3, 3, padding=1, group=group, lifting=True).double()
-    conv = GroupConv2d(3, 5, 3, stride=2, padding=1, group=group).double()
+    wide = FAST_LAYOUT_MIN_CHANNELS // n  # channels per element that make C·|G| reach the threshold
+    lift = GroupConv2d(1, wide, 3, padding=1, group=group, lifting=True).double()
+    conv = GroupConv2d(wide, wide, 3, stride=2, padding=1, group=group).double()
     x = torch.randn(2, 1, 9, 9, dtype=torch.float64)
     y = lift(x)
-    assert is_fast_layout(y) and y.shape == (2, 3, n, 9, 9)
-    for layer in (conv, GroupMaxPool2d(2), GroupAvgPool2d(3, stride=2, padding=1), GroupBatchNorm(3).double(),
+    assert lift.fast_layout and is_fast_layout(y) and y.shape == (2, wide, n, 9, 9)
+    for layer in (conv, GroupMaxPool2d(2), GroupAvgPool2d(3, stride=2, padding=1), GroupBatchNorm(wide).double(),
                   nn.ReLU(), Dropout(0.3)):
         fast = layer(y)
         assert is_fast_layout(fast), type(layer).__name__
         if not isinstance(layer, Dropout):  # random: compared below
             slow = layer(y.contiguous())
             assert torch.allclose(fast, slow, rtol=0, atol=1e-13), type(layer).__name__
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_narrow_layers_keep_the_contiguous_layout_and_the_same_values(group: str) -> None:
+    """Below the threshold a convolution answers contiguously; both paths compute the same function."""
+    torch.manual_seed(0)
+    n = 4 if group == "p4" else 8
+    narrow = GroupConv2d(3, 2, 3, padding=1, group=group).double()
+    assert not narrow.fast_layout and 2 * n < FAST_LAYOUT_MIN_CHANNELS
+    x = torch.randn(2, 3, n, 7, 7, dtype=torch.float64)
+    for inp in (x, fast_layout(x)):
+        y = narrow(inp)
+        assert y.is_contiguous()
+        bank_c, bank_g = narrow.transformed_weight(False), narrow.transformed_weight(True)
+        ref = torch.nn.functional.conv2d(x.flatten(1, 2), bank_c, narrow.bias.repeat_interleave(n), padding=1)
+        assert torch.allclose(y, ref.unflatten(1, (2, n)), atol=1e-13)
+        alt = torch.nn.functional.conv2d(to_planes(x), bank_g, narrow.bias.repeat(n), padding=1)
+        assert torch.allclose(y, from_planes(alt, 2), atol=1e-13)
+    pool = GroupMaxPool2d(2)
+    assert pool(x).is_contiguous() and torch.equal(pool(x), pool(fast_layout(x)))
 
 
 def test_planes_view_is_a_view_and_inverts() -> None:
@@ -78,15 +99,17 @@ def test_fast_layout_models_are_exact_at_exact_sizes_only(name, opts, exact, app
                 assert row.relative > 1e-4, (n, row)
 
 
+@pytest.mark.parametrize("channels", [3, 10])
 @pytest.mark.parametrize("group", GROUPS)
-def test_same_function_as_the_frozen_reference_layers(group: str) -> None:
+def test_same_function_as_the_frozen_reference_layers(group: str, channels: int) -> None:
     """Same weights, same logits and gradients as the layers of before the layout change (float64)."""
     from equiv.models.p4cnn import P4CNN
 
     torch.manual_seed(1)
-    new = build("p4cnn", group=group, channels=3, dropout=0.0).double()
-    ref = P4CNN(ReferenceKit(group), 3, dropout=0.0).double()
+    new = build("p4cnn", group=group, channels=channels, dropout=0.0).double()
+    ref = P4CNN(ReferenceKit(group), channels, dropout=0.0).double()
     ref.load_state_dict(new.state_dict())
+    assert new.conv2.fast_layout == (channels * new.group.order >= FAST_LAYOUT_MIN_CHANNELS)
     x = torch.randn(4, 1, 28, 28, dtype=torch.float64)
     for mode in ("train", "eval"):
         getattr(new, mode)(), getattr(ref, mode)()
@@ -115,7 +138,7 @@ def test_checkpoints_load_across_layouts_and_from_the_old_layers() -> None:
     from equiv.models.p4cnn import P4CNN
 
     torch.manual_seed(2)
-    trained = build("p4cnn", channels=3)
+    trained = build("p4cnn", channels=10)
     opt = torch.optim.Adam(trained.parameters(), 1e-2)
     for _ in range(2):
         opt.zero_grad()
@@ -128,11 +151,11 @@ def test_checkpoints_load_across_layouts_and_from_the_old_layers() -> None:
         torch.save(state, buf)
         buf.seek(0)
         loaded = torch.load(buf, weights_only=True)
-        fresh, old = build("p4cnn", channels=3).eval(), P4CNN(ReferenceKit("p4"), 3).eval()
+        fresh, old = build("p4cnn", channels=10).eval(), P4CNN(ReferenceKit("p4"), 10).eval()
         fresh.load_state_dict(loaded)
         old.load_state_dict(loaded)
         assert torch.allclose(fresh(x), trained(x), atol=1e-6) and torch.allclose(old(x), trained(x), atol=1e-6)
-        back = build("p4cnn", channels=3).eval()
+        back = build("p4cnn", channels=10).eval()
         back.load_state_dict(old.state_dict())  # old layers -> new layers
         assert torch.allclose(back(x), trained(x), atol=1e-6)
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from equiv.groups import Group, get_group
-from equiv.nn.layout import from_planes, to_planes
+from equiv.nn.layout import from_planes, to_planes, uses_fast_layout
 
 __all__ = ["GroupConv2d", "P4ConvZ2", "P4ConvP4", "P4MConvZ2", "P4MConvP4M"]
 
@@ -115,13 +115,24 @@ class GroupConv2d(nn.Module):
     def in_group_order(self) -> int:
         return 1 if self.lifting else self.group.order
 
-    def transformed_weight(self) -> torch.Tensor:
-        """The filter bank ``(|G|·C_out, |G_in|·C_in, k, k)``: every filter under every group element, in the
-        group-major channel order of :mod:`equiv.nn.layout` (output ``h·C_out + c``, input ``g·C_in + c'``)."""
+    @property
+    def fast_layout(self) -> bool:
+        """Whether this layer runs (and answers) in the channels-last layout of :mod:`equiv.nn.layout`."""
+        return uses_fast_layout(self.out_channels, self.group.order)
+
+    def transformed_weight(self, group_major: bool | None = None) -> torch.Tensor:
+        """The filter bank ``(|G|·C_out, |G_in|·C_in, k, k)``: every filter under every group element.
+
+        ``group_major`` (default: :attr:`fast_layout`): channels ``h·C_out + c`` / ``g·C_in + c'`` and the bank
+        in ``channels_last``, for the fast layout; otherwise the ``(c, g)`` order of a contiguous map
+        (``c·|G| + h``)."""
         c_out, c_in, k, n, g_in = self.out_channels, self.in_channels, self.kernel_size, self.group.order, self.in_group_order
+        group_major = self.fast_layout if group_major is None else group_major
         flat = self.weight.reshape(c_out, c_in, -1)  # (C_out, C_in, |G_in|·k·k)
         # one index_select (backward: a single index_add) rather than advanced indexing, whose backward is slower
         bank = flat.index_select(2, self.filter_index.reshape(-1)).view(c_out, c_in, n, g_in, k, k)
+        if not group_major:
+            return bank.transpose(1, 2).reshape(c_out * n, c_in * g_in, k, k)
         # one copy into (h, c_out, ky, kx, g, c_in) memory order: the bank in channels_last, as the input
         bank = bank.permute(2, 0, 4, 5, 3, 1).contiguous().view(n * c_out, k, k, g_in * c_in)
         return bank.permute(0, 3, 1, 2)
@@ -133,22 +144,25 @@ class GroupConv2d(nn.Module):
                 raise ValueError(
                     f"{type(self).__name__} expects an image (B, {self.in_channels}, H, W), got shape {tuple(x.shape)}"
                 )
-        else:
-            if x.dim() != 5 or x.shape[1] != self.in_channels or x.shape[2] != n:
-                raise ValueError(
-                    f"{type(self).__name__} expects a group feature map (B, {self.in_channels}, {n}, H, W), "
-                    f"got shape {tuple(x.shape)}"
-                )
-            x = to_planes(x)  # (B, |G|·C_in, H, W), channels last
+        elif x.dim() != 5 or x.shape[1] != self.in_channels or x.shape[2] != n:
+            raise ValueError(
+                f"{type(self).__name__} expects a group feature map (B, {self.in_channels}, {n}, H, W), "
+                f"got shape {tuple(x.shape)}"
+            )
         span = self.dilation * (self.kernel_size - 1) + 1
         if min(x.shape[-2:]) + 2 * self.padding < span:
             raise ValueError(
                 f"input {x.shape[-2]}×{x.shape[-1]} (padding {self.padding}) is smaller than the kernel span {span} "
                 f"of {type(self).__name__}"
             )
-        weight = self.transformed_weight()
-        if self.lifting:
-            x = x.contiguous(memory_format=torch.channels_last)
+        fast = self.fast_layout
+        weight = self.transformed_weight(fast)
+        if not fast:  # narrow layer: the contiguous (c, g) layout (a copy if x came channels-last)
+            x = (x if self.lifting else x.flatten(1, 2)).contiguous()
+            bias = None if self.bias is None else self.bias.repeat_interleave(n)
+            y = F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation)
+            return y.unflatten(1, (self.out_channels, n))
+        x = x.contiguous(memory_format=torch.channels_last) if self.lifting else to_planes(x)
         bias = None if self.bias is None else self.bias.repeat(n)  # shared over the group axis: h·C_out + c
         y = F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation)
         if self.lifting:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from equiv.nn.layout import from_planes, to_planes
+from equiv.nn.layout import from_planes, is_fast_layout, to_planes
 
 __all__ = ["GroupMaxPool2d", "GroupAvgPool2d", "GroupCosetMaxPool", "GlobalAvgPool"]
 
@@ -30,7 +30,10 @@ class GroupMaxPool2d(nn.MaxPool2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_group_map(self, x)
-        return from_planes(super().forward(to_planes(x)), x.shape[1])
+        if is_fast_layout(x):
+            return from_planes(super().forward(to_planes(x)), x.shape[1])
+        b, c, g = x.shape[:3]
+        return super().forward(x.flatten(0, 2)).unflatten(0, (b, c, g))
 
 
 class GroupAvgPool2d(nn.AvgPool2d):
@@ -39,7 +42,10 @@ class GroupAvgPool2d(nn.AvgPool2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_group_map(self, x)
-        return from_planes(super().forward(to_planes(x)), x.shape[1])
+        if is_fast_layout(x):
+            return from_planes(super().forward(to_planes(x)), x.shape[1])
+        b, c, g = x.shape[:3]
+        return super().forward(x.flatten(0, 2)).unflatten(0, (b, c, g))
 
 
 class GroupCosetMaxPool(nn.Module):
