@@ -49,6 +49,7 @@ __all__ = [
     "nearest_exact_size",
     "element_axis_map",
     "physical_memory",
+    "exact_neighbours",
 ]
 
 
@@ -453,12 +454,13 @@ def physical_memory() -> int:
 def _refuse_huge(model: nn.Module, channels: int, size: tuple[int, int], dtype: torch.dtype) -> None:
     """Refuse, before allocating anything, an input size whose widest feature map cannot fit in memory."""
     element = torch.empty((), dtype=dtype).element_size()
-    need = 2 * size[0] * size[1] * _widest_map(model, channels) * element  # a layer's input and output
+    widest = _widest_map(model, channels)
+    need = 2 * size[0] * size[1] * widest * element  # a layer's input and output
     ram = physical_memory()
     if ram and need > ram // 2:
         raise ValueError(
             f"input size {size[0]}x{size[1]} needs about {need / 2**30:.1f} GiB for one layer's feature maps "
-            f"({_widest_map(model, channels)} channels), more than half of this machine's {ram / 2**30:.0f} GiB; "
+            f"({widest} channels), more than half of this machine's {ram / 2**30:.0f} GiB; "
             f"use a smaller size"
         )
 
@@ -554,3 +556,14 @@ def nearest_exact_size(model: nn.Module, n: int, group: str | Group = "p4", *, d
             if exact_sizes(model, [c], group, **kwargs):
                 return c
     raise ValueError(f"no exact input size within {max_distance} of {n} ({direction})")
+
+
+def exact_neighbours(model: nn.Module, n: int, group: str | Group = "p4", **kwargs: Any) -> tuple[int | None, int | None]:
+    """The nearest exact input sizes strictly below and strictly above ``n`` (None where there is none)."""
+    found: list[int | None] = []
+    for direction, start in (("down", n - 1), ("up", n + 1)):
+        try:
+            found.append(nearest_exact_size(model, start, group, direction=direction, **kwargs) if start >= 1 else None)
+        except ValueError:
+            found.append(None)
+    return found[0], found[1]

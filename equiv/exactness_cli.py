@@ -62,15 +62,8 @@ def parse_options(items: list[str] | None) -> dict:
 
 def _nearest(model, n: int, group: str, in_channels: int | None) -> dict[str, int | None]:
     """The nearest exact sizes strictly below and strictly above ``n`` (None where there is none)."""
-    out: dict[str, int | None] = {"below": None, "above": None}
-    for direction, key, start in (("down", "below", n - 1), ("up", "above", n + 1)):
-        if start < 1:
-            continue
-        try:
-            out[key] = exactness.nearest_exact_size(model, start, group, direction=direction, in_channels=in_channels)
-        except ValueError:
-            pass
-    return out
+    below, above = exactness.exact_neighbours(model, n, group, in_channels=in_channels)
+    return {"below": below, "above": above}
 
 
 def _guarded(spec: str, external: bool, call, *args, **kwargs):

@@ -37,7 +37,7 @@ from torch import nn
 
 from equiv import exactness
 from equiv import sampling_grid as sg
-from equiv.exactness import ExactnessReport, OpRecord, check, nearest_exact_size
+from equiv.exactness import ExactnessReport, OpRecord, check, exact_neighbours
 from equiv.groups import Group, get_group
 
 __all__ = ["FixHint", "fix_hints", "fix_plan", "hints_frame", "apply_change", "unfixable_layers"]
@@ -167,12 +167,9 @@ def fix_hints(model: nn.Module, input_size: int | Sequence[int], group: str | Gr
                 found[kind] = hint
         hints.extend(found.values())
     if size[0] == size[1]:
-        for direction in ("down", "up"):
-            try:
-                n = nearest_exact_size(model, size[0], grp, direction=direction, in_channels=in_channels)
-            except ValueError:
-                continue
-            hints.append(FixHint("<input>", "input_size", f"input size {n}", n, True, True))
+        for n in exact_neighbours(model, size[0], grp, in_channels=in_channels):
+            if n is not None:
+                hints.append(FixHint("<input>", "input_size", f"input size {n}", n, True, True))
     return hints
 
 

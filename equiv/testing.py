@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from equiv.exactness import ExactnessError, ExactnessReport, check, nearest_exact_size
+from equiv.exactness import ExactnessError, ExactnessReport, check, exact_neighbours
 from equiv.exactness_fixes import fix_hints, unfixable_layers
 from equiv.groups import Group, get_group
 from equiv.metrics import transform_input, transform_output
@@ -43,12 +43,7 @@ __all__ = ["assert_exact", "assert_equivariant", "equivariance_errors"]
 def _size_advice(model: nn.Module, size: tuple[int, int], group: Group, in_channels: int | None) -> str:
     if size[0] != size[1]:
         return "use a square input whose size the predictor finds exact"
-    found = []
-    for direction in ("down", "up"):
-        try:
-            found.append(nearest_exact_size(model, size[0], group, direction=direction, in_channels=in_channels))
-        except ValueError:
-            pass
+    found = [n for n in exact_neighbours(model, size[0], group, in_channels=in_channels) if n is not None]
     if not found:
         return "no exact input size found nearby"
     return "use input size " + " or ".join(str(n) for n in found) + " instead"

@@ -17,46 +17,32 @@ from pathlib import Path
 __all__ = ["register", "cmd_run", "cmd_status", "cmd_results"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (a whole number >= 1)")
-    return value
+def _whole_number(low: int, high: int | None = None, unit: str = ""):
+    """An argparse type: a whole number in ``low..high`` (no upper bound when ``high`` is None), or one line
+    saying what is allowed."""
+    allowed = f"a whole number{unit} >= {low}" if high is None else f"a whole number from {low} to {high}"
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text!r} is not allowed ({allowed})")
+        return value
 
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (a whole number >= 0)")
-    return value
-
-
-def _whole_seconds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (a whole number of seconds >= 1)") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (a whole number of seconds >= 1)")
-    return value
+    return parse
 
 
 def _max_runs(text: str) -> int:
     from equiv.batch.grid import MAX_RUNS_CEILING
 
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not 1 <= value <= MAX_RUNS_CEILING:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (a whole number from 1 to {MAX_RUNS_CEILING})")
-    return value
+    return _whole_number(1, MAX_RUNS_CEILING)(text)
+
+
+_positive_int = _whole_number(1)
+_nonneg_int = _whole_number(0)
+_whole_seconds = _whole_number(1, unit=" of seconds")
 
 
 def _positive_float(text: str) -> float:
