@@ -99,6 +99,7 @@ class RunTask:
     backend: str = "local"
     resources: dict[str, str] = field(default_factory=dict)  # env vars for the run (GPU, threads)
     environment: dict[str, Any] | None = None  # provenance computed by the launcher; None: here
+    results_dir: str | None = None  # commit the run there when it is done (equiv.batch.committed)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict."""
@@ -287,6 +288,14 @@ def _provenance(env_info: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _commit(task: RunTask, run_dir: Path, record: Mapping[str, Any]) -> None:
+    """Publish the done run to its grid's results folder (:mod:`equiv.batch.committed`)."""
+    from equiv.batch.committed import publish_run
+
+    metrics = read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else {}
+    publish_run(task.results_dir, manifest=record, parameters=task.parameters, metrics=metrics or {})
+
+
 def execute_task(task: RunTask, *, execute: Callable[[RunTask, Path], None] | None = None) -> Outcome:
     """Execute ``task`` (see the module docstring); ``execute`` replaces papermill in tests."""
     execute = execute or _papermill_execute
@@ -369,6 +378,8 @@ def execute_task(task: RunTask, *, execute: Callable[[RunTask, Path], None] | No
             error=error,
         )
         atomic_write_json(run_dir / MANIFEST_FILE, record)
+        if task.results_dir is not None and not error:
+            _commit(task, run_dir, record)
         return Outcome(task.run_id, record["status"], "", record["duration_s"], attempt, error)
     finally:
         for key, value in saved_env.items():

@@ -11,6 +11,7 @@ Format (full description in ``experiments/README.md``)::
       model: [p4cnn, z2cnn]
     seeds: 3                       # or [0, 1, 2]; each combination once per seed, as parameter `seed`
     profile: book                  # default profile; --profile / $EQUIV_PROFILE as fallbacks
+    results: ../data/results/exactness-sizes   # optional: commit each done run there (see equiv.batch.committed)
     profiles:                      # optional per-profile overrides
       smoke: {parameters: {epochs: 1}, axes: {input_size: [28]}, seeds: 1}
     slurm: {partition: gpu, gpus_per_run: 1, cpus_per_run: 4, time_limit_min: 60, array_parallelism: 8, mem_gb: 16}
@@ -67,7 +68,7 @@ __all__ = [
     "count_runs",
 ]
 
-ALLOWED_KEYS = ("name", "description", "notebook", "parameters", "axes", "seeds", "profile", "profiles", "slurm")
+ALLOWED_KEYS = ("name", "description", "notebook", "parameters", "axes", "seeds", "profile", "profiles", "slurm", "results")
 PROFILE_KEYS = ("parameters", "axes", "seeds")
 # slurm: key -> (accepted types, smallest value)
 SLURM_KEYS: dict[str, tuple[tuple[type, ...], float | None]] = {
@@ -205,6 +206,9 @@ class Grid:
     runs: tuple[RunSpec, ...]  # at most the max_runs given to load_grid
     slurm: dict[str, Any] = field(default_factory=dict)
     description: str | None = None
+    #: the folder every done run is committed to (``results:``, resolved; None: not committed), per profile:
+    #: runs of another profile than the grid's default go to ``<results>/<profile>/``
+    results: Path | None = None
 
 
 def _fail(source: str, msg: str) -> GridError:
@@ -245,6 +249,19 @@ def _resolve_notebook(source: str, value: Any, grid_path: Path) -> tuple[Path, s
     else:
         key = Path(os.path.relpath(nb, grid_folder.resolve())).as_posix()
     return nb, key
+
+
+def _results_folder(source: str, value: Any, grid_path: Path, default_profile: Any, chosen: str | None) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(source, f"'results' must be a folder path (relative to the grid file), got {_short(value)}")
+    folder = (grid_path.parent / Path(value).expanduser()).resolve()
+    if folder.exists() and not folder.is_dir():
+        raise _fail(source, f"results folder {value!r} is a file; give a folder")
+    if chosen is not None and chosen != default_profile:
+        folder = folder / chosen
+    return folder
 
 
 def notebook_parameter_types(notebook: str | os.PathLike) -> dict[str, type | None]:
@@ -537,6 +554,7 @@ def load_grid(path: str | os.PathLike, profile: str | None = None, *, max_runs: 
         raise _fail(source, f"profile {_short(chosen)} is not allowed (letters, digits, '_', '.', '-')")
 
     notebook, notebook_key = _resolve_notebook(source, raw["notebook"], grid_path)
+    results = _results_folder(source, raw.get("results"), grid_path, raw.get("profile"), chosen)
     try:
         declared = notebook_parameter_types(notebook)
     except Exception as err:  # a broken notebook file
@@ -578,4 +596,5 @@ def load_grid(path: str | os.PathLike, profile: str | None = None, *, max_runs: 
         runs=runs,
         slurm=slurm,
         description=description,
+        results=results,
     )

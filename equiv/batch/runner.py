@@ -58,13 +58,20 @@ class RunSummary:
 
 
 def plan_grid(grid: Grid, runs_dir: str | os.PathLike, *, retry_failed: bool = False) -> tuple[list[RunTask], int]:
-    """Return (tasks to execute, runs already done), from the manifests on disk; writes nothing."""
+    """Return (tasks to execute, runs already done), from the committed results and the manifests on
+    disk; writes nothing. A run committed to the grid's ``results`` folder is done, whatever ``runs/`` holds."""
+    from equiv.batch.committed import committed_ids
+
     gdir = grid_dir(runs_dir, grid.name)
     absolute = gdir.resolve()
     fresh: list[RunTask] = []
     in_flight: list[RunTask] = []
+    committed = committed_ids(grid.results, [spec.run_id for spec in grid.runs])
     done_before = 0
     for spec in grid.runs:
+        if spec.run_id in committed:
+            done_before += 1
+            continue
         rdir = gdir / spec.run_id
         manifest = read_manifest(rdir) or {}
         status, attempt = manifest.get("status"), int(manifest.get("attempt", 0))
@@ -84,6 +91,7 @@ def plan_grid(grid: Grid, runs_dir: str | os.PathLike, *, retry_failed: bool = F
             expected_attempt=attempt,
             retry_failed=retry_failed,
             wait_for_lock=False,
+            results_dir=None if grid.results is None else str(grid.results),
         )
         (in_flight if status == "running" else fresh).append(task)
     return fresh + in_flight, done_before
@@ -166,9 +174,12 @@ def run_grid(
             outcomes = run_dask(tasks, scheduler=scheduler, progress=bar)
     finally:
         bar.close()
-    states = [read_run_state(gdir / spec.run_id) for spec in grid.runs]
-    done = sum(s.state == "done" for s in states)
-    failed = sum(s.state == "failed" for s in states)
+    from equiv.batch.committed import committed_ids
+
+    committed = committed_ids(grid.results, [spec.run_id for spec in grid.runs])
+    states = [None if spec.run_id in committed else read_run_state(gdir / spec.run_id) for spec in grid.runs]
+    done = sum(s is None or s.state == "done" for s in states)
+    failed = sum(s is not None and s.state == "failed" for s in states)
     executed = sum(o.status in ("done", "failed") and o.attempt > t.expected_attempt for o, t in _pair(outcomes, tasks))
     return RunSummary(
         grid=grid.name,

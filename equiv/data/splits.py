@@ -25,7 +25,7 @@ import torch
 from equiv.data.preprocess import as_size, channel_stats, normalize, resize
 from equiv.reproducibility import make_generator
 
-__all__ = ["ImageSplits", "SPLIT_NAMES", "stratified_split", "make_splits", "seeded_generator", "check_seed", "check_count"]
+__all__ = ["ImageSplits", "SPLIT_NAMES", "stratified_split", "stratified_folds", "make_splits", "seeded_generator", "check_seed", "check_count"]
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -121,6 +121,18 @@ def stratified_split(labels: np.ndarray | torch.Tensor, sizes: Sequence[int], ge
         idx = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
         out.append(idx[torch.randperm(idx.size, generator=generator).numpy()].astype(np.int64))
     return out
+
+
+def stratified_folds(labels: np.ndarray | torch.Tensor, folds: int, generator: torch.Generator) -> list[np.ndarray]:
+    """``folds`` disjoint, stratified index sets that together hold every sample once (k-fold CV).
+
+    Fold sizes differ by at most one (the first ``len(labels) % folds`` folds get the extra sample) and
+    every class has, in every fold, the floor or the ceil of its share: :func:`stratified_split` with
+    sizes that add up to ``len(labels)``. Same generator state, same folds."""
+    y = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    k = check_count(folds, "folds", minimum=2, maximum=max(2, y.shape[0]))
+    n = y.shape[0]
+    return stratified_split(y, [n // k + (i < n % k) for i in range(k)], generator)
 
 
 Split = tuple[torch.Tensor, torch.Tensor]
