@@ -7,10 +7,13 @@ and printed in the ledger; :func:`rules_text` lists them.
 
 Verdicts:
 
-- ``reproduced`` / ``not reproduced``: the rule holds / fails on results at (at least) the scale the
-  evidence needs (``Evidence.needs``: structural checks need any profile, the probe and training-dynamics
-  checks a real training run (``book``), the accuracy claims C3 and C4 the ``paper`` scale: their effect is
-  a difference between seed-averaged accuracies, which a one-seed CPU run cannot establish);
+- ``reproduced`` / ``not reproduced``: the rule holds / fails on results that can carry it (``Evidence.needs``:
+  structural checks need any profile, the probe and training-dynamics checks a real training run (``book``);
+  the rotated-MNIST accuracy rows C3/C4 are judged by the data, never by a profile label: :func:`data_gate`
+  applies the study's gates (seeds per model, test digits per run, an accuracy floor), so a run labelled
+  ``paper`` with 400 digits, 2 seeds or models at chance gets ``not enough data`` or ``undecided``);
+- the rows ``S-*`` come from the powered rotated-MNIST study (:mod:`equiv.study`, committed runs): each has its
+  own rule object (text and code together), paired statistics and a verdict that needs measured power;
 - ``not yet run at <scale> scale``: only smaller results exist; the column ``at_this_scale`` still says
   what the rule gives on them (a hint, not a verdict);
 - ``undecided``: the results at the needed scale cannot decide the rule (e.g. a single seed where the
@@ -62,6 +65,9 @@ __all__ = [
     "styled",
     "CHAPTER_COLUMNS",
     "rules_text",
+    "data_gate",
+    "study_judgements",
+    "STUDY_KEY",
 ]
 
 #: the claims of the paper's abstract
@@ -86,6 +92,9 @@ TABLES = {"rotated_mnist": "accuracy", "layerwise_equivariance": "errors", "clas
           "learning_unequivariance": "loss"}
 _MODEL = {"rotated_mnist": "p4cnn", "layerwise_equivariance": "p4cnn", "classification_benchmark": "resnet44"}
 _RANK = {"smoke": 0, "book": 1, "paper": 2}
+#: the key of ``claims_ledger``'s ``results`` under which the study's judged rules arrive (:func:`equiv.study.judge_all`)
+STUDY_KEY = "rotmnist_study"
+STUDY_SCALE = "5-fold cross-validation of the 5,000 embedded digits, paired models, committed runs"
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,7 @@ class Evidence:
     experiment: str
     chapter: str | None  # the book page (notebook name) showing it; None: not a page of this part
     what: str
-    needs: str  # the smallest profile whose results can give a verdict
+    needs: str  # the smallest profile whose results can give a verdict, or "data": the study's gates decide (data_gate)
     rule: str
     paper: str  # the paper's value, in words, when it is not computed from the reference runs
 
@@ -124,7 +133,7 @@ EVIDENCE: tuple[Evidence, ...] = (
              "are identical (spread 0 after rounding to 1e-6) and every approximate P4 model's are not (spread > 0).",
              ""),
     Evidence("C3-mnist", "C3", "rotated_mnist", "rotated_mnist",
-             "rotated MNIST, upright training: mean accuracy over all test angles", "paper",
+             "rotated MNIST, upright training: mean accuracy over all test angles", "data",
              "Upright training; for each approximate P4 size s: mean over seeds of the accuracy over all test angles "
              f"of exact P4 minus that of P4-s > {_SE}, and P4-s's upright accuracy ≥ exact P4's − {K_NOISE:g}·SE "
              "(the approximate model is not simply a worse model).",
@@ -135,7 +144,7 @@ EVIDENCE: tuple[Evidence, ...] = (
              f"> {_SE}.",
              "no numbers available (the official code has no logged benchmark results)"),
     Evidence("C4-mnist", "C4", "rotated_mnist", "rotated_mnist",
-             "rotated MNIST, upright training: upright test accuracy", "paper",
+             "rotated MNIST, upright training: upright test accuracy", "data",
              f"Upright training; for each approximate P4 size s: mean upright accuracy of P4-s ≥ that of exact P4 − "
              f"{_SE} (matches or beats; it beats when the difference exceeds +{K_NOISE:g}·SE).",
              ""),
@@ -491,8 +500,16 @@ _ON_REFERENCE = ("C2-mnist", "C3-mnist", "C4-mnist")
 
 
 def rules_text() -> str:
-    """Every rule, one paragraph each, plus the verdict vocabulary (what the ledger page prints)."""
-    lines = [f"- **{e.id}** ({e.what}; needs the {e.needs} profile or larger): {e.rule}" for e in EVIDENCE]
+    """Every rule, one paragraph each (what the ledger page prints), the study's rules included."""
+    from equiv.study import GATES, STUDY_RULES
+
+    def needs(e: Evidence) -> str:
+        return ("needs the study's gates: ≥ {} seeds per model, ≥ {} test digits, mean 0° accuracy ≥ {:g} %".format(
+            GATES.min_runs, GATES.min_test_digits, GATES.accuracy_floor) if e.needs == "data"
+            else f"needs the {e.needs} profile or larger")
+
+    lines = [f"- **{e.id}** ({e.what}; {needs(e)}): {e.rule}" for e in EVIDENCE]
+    lines += [f"- **{r.id}** ({r.statement}) {r.text()}" for r in STUDY_RULES]
     return "\n".join(lines)
 
 
@@ -504,14 +521,42 @@ def _paper_value(ev: Evidence, reference: pd.DataFrame | None) -> tuple[str, boo
     return f"{outcome.ours} → rule {'holds' if outcome.met else 'fails'} on the paper's runs", outcome.met
 
 
-def _verdict(ev: Evidence, outcome: _Outcome, profile: str) -> tuple[str, str]:
+def data_gate(table: pd.DataFrame) -> str | None:
+    """Why a rotated-MNIST table cannot give a verdict, by the study's gates (:data:`equiv.study.GATES`), or
+    None: fewer seeds per model than ``min_runs``, fewer test digits per run than ``min_test_digits`` (the
+    ``n`` column, else the run's ``test_size`` parameter), or an upright-trained P4 model whose mean 0°
+    accuracy is under ``accuracy_floor``. The profile label plays no part."""
+    from equiv.study import GATES
+
+    runs = ref.per_run_summary(table)
+    runs = runs[(runs["train_rotation"] == "upright") & (runs["group"] == "p4")]
+    if runs.empty:
+        return None
+    seeds = runs.groupby("input_size")["seed"].nunique().min()
+    if seeds < GATES.min_runs:
+        return f"not enough data ({seeds} seed(s) per model < {GATES.min_runs})"
+    digits = int(table["n"].min()) if "n" in table.columns else _params(table).get("test_size")
+    if digits is None or digits < GATES.min_test_digits:
+        return f"not enough data ({digits} test digits per run < {GATES.min_test_digits})"
+    acc0 = runs.groupby("input_size")["acc_0"].mean()
+    low = [f"P4-{s} at {v:.1f} %" for s, v in acc0.items() if v < GATES.accuracy_floor]
+    if low:
+        return f"undecided (below the accuracy floor of {GATES.accuracy_floor:g} %: {', '.join(low)})"
+    return None
+
+
+def _verdict(ev: Evidence, outcome: _Outcome, profile: str, table: pd.DataFrame | None = None) -> tuple[str, str]:
     """(at_this_scale, verdict)."""
     if outcome.met is None:
         return "cannot be evaluated", "no data"
     hint = "rule met" if outcome.met else "rule not met"
     if not outcome.noise_known:
         hint += " (one seed: noise not estimable, taken as 0)"
-    if _RANK.get(profile, -1) < _RANK[ev.needs]:
+    if ev.needs == "data":
+        gate = data_gate(table) if table is not None else "no data"
+        if gate is not None:
+            return hint, gate
+    elif _RANK.get(profile, -1) < _RANK[ev.needs]:
         return hint, f"not yet run at {ev.needs} scale"
     if not outcome.noise_known:
         return hint, "undecided"
@@ -544,12 +589,21 @@ def claims_ledger(results: Mapping[str, Any], reference: pd.DataFrame | None = N
                 outcome = _RULES[ev.id](table)
             except (KeyError, ValueError) as err:
                 outcome = _Outcome(None, f"cannot evaluate: {err}")
-        at_scale, verdict = _verdict(ev, outcome, profile)
+        at_scale, verdict = _verdict(ev, outcome, profile, table if table is not None and len(table) else None)
         paper, paper_rule = _paper_value(ev, reference)
         rows.append({"id": ev.id, "claim": ev.claim, "statement": CLAIMS[ev.claim], "evidence": ev.what,
                      "chapter": ev.chapter, "paper": paper, "paper_rule": paper_rule, "ours": outcome.ours,
                      "profile": profile, "scale": scale, "needs": ev.needs, "rule": ev.rule,
                      "at_this_scale": at_scale, "verdict": verdict})
+    study = results.get(STUDY_KEY)
+    if isinstance(study, pd.DataFrame):
+        for r in study.itertuples():
+            effect = "—" if math.isnan(r.paper_effect) else f"d̄ = {r.paper_effect:+.2f} points on the official runs"
+            rows.append({"id": r.id, "claim": r.claim, "statement": r.statement if r.claim not in CLAIMS else CLAIMS[r.claim],
+                         "evidence": f"rotated-MNIST study: {r.statement}", "chapter": "rotmnist_study", "paper": effect,
+                         "paper_rule": None, "ours": r.ours, "profile": "study", "scale": STUDY_SCALE, "needs": "data",
+                         "rule": r.rule, "at_this_scale": r.why or (f"power {r.power:.0%}" if not math.isnan(r.power) else ""),
+                         "verdict": r.verdict})
     return pd.DataFrame(rows)
 
 
@@ -603,5 +657,21 @@ def gather_results(profile: str | None = None, *, experiments: Mapping[str, Mapp
         kwargs = {"progress": False} if name != "learning_unequivariance" else {}
         result = run(name, {"profile": profile, **dict(extra.get(name, {}))}, **kwargs)
         out[name] = result[table_name]
+    out[STUDY_KEY] = study_judgements()
     return out
+
+
+def study_judgements() -> pd.DataFrame:
+    """The study's rules judged on the committed study (:func:`equiv.study.judge_all`; every rule ``not
+    enough data`` while nothing is committed)."""
+    from equiv import study
+
+    acc, curves = study.load_study()
+    runs = study.run_metrics(acc) if len(acc) else pd.DataFrame(columns=["regime", "model"])
+    conv = study.convergence(curves) if len(curves) else None
+    try:
+        reference = study.reference_metrics(ref.load_reference())
+    except FileNotFoundError:  # no reference runs: the power of a failed test is unknown (never "not reproduced")
+        reference = None
+    return study.judge_all(runs, conv, reference)
 

@@ -52,6 +52,7 @@ __all__ = [
     "load_pilot",
     "run_metrics",
     "reference_metrics",
+    "reference_angles",
     "paired",
     "welch_table",
     "power",
@@ -60,11 +61,23 @@ __all__ = [
     "judge_all",
     "convergence",
     "pilot_epochs",
+    "progress",
+    "headline",
+    "compute_time",
+    "measured_power",
+    "WELCH_PAIRS",
 ]
 
-#: where the batch runner commits the study (``results:`` of ``experiments/rotmnist_study.yaml``)
-STUDY_RESULTS = Path(__file__).resolve().parent.parent / "data" / "results" / "rotmnist_study"
-PILOT_RESULTS = STUDY_RESULTS.parent / "rotmnist_study_pilot"
+#: where the batch runner commits the study (``results:`` of ``experiments/rotmnist_study.yaml``), and the
+#: pilot, under :func:`equiv.reference.data_dir` (``data/`` of the checkout, or ``$EQUIV_DATA_DIR``)
+STUDY_RESULTS = "results/rotmnist_study"
+PILOT_RESULTS = "results/rotmnist_study_pilot"
+
+
+def _data(relative: str) -> Path:
+    from equiv.reference import data_dir
+
+    return data_dir() / relative
 
 #: per-run metrics and what they mean
 METRICS = {
@@ -127,7 +140,7 @@ def load_study(results_dir: str | Path | None = None) -> tuple[pd.DataFrame, pd.
     """The committed study as two tidy tables: ``accuracy`` (one row per run and test angle) and ``curves``
     (one row per run and epoch), each with ``regime, fold, seed, model, group, input_size`` and the run's
     ``run_id``, ``device`` and ``duration_s``. Every record is verified first (:mod:`equiv.batch.committed`)."""
-    folder = Path(results_dir) if results_dir is not None else STUDY_RESULTS
+    folder = Path(results_dir) if results_dir is not None else _data(STUDY_RESULTS)
     acc, curves = [], []
     for rec in _records(folder):
         prov = rec.get("provenance") or {}
@@ -144,7 +157,7 @@ def load_pilot(results_dir: str | Path | None = None) -> pd.DataFrame:
     """The convergence pilot's validation curves (one row per model and epoch)."""
     from equiv.experiments.result import ExperimentResult
 
-    folder = Path(results_dir) if results_dir is not None else PILOT_RESULTS
+    folder = Path(results_dir) if results_dir is not None else _data(PILOT_RESULTS)
     frames = [ExperimentResult.load(d)["training"] for d in sorted(folder.iterdir()) if d.is_dir()]
     if not frames:
         raise FileNotFoundError(f"no pilot results in {folder}")
@@ -193,14 +206,20 @@ def run_metrics(accuracy: pd.DataFrame, units: Sequence[str] = ("fold", "seed"))
     return pd.DataFrame(rows)
 
 
-def reference_metrics(reference: pd.DataFrame) -> pd.DataFrame:
-    """:func:`run_metrics` of the paper's official runs (``data/reference``): regimes named as in the study
-    (the biased ones with ``_perbatch``), models as ``p4-28``, units = seeds, 60,000 test digits."""
+def reference_angles(reference: pd.DataFrame) -> pd.DataFrame:
+    """The paper's official per-angle runs (``data/reference``) named as the study names its runs: ``regime``
+    (the biased ones with ``_perbatch``: the official code rotated each batch by one angle), ``model`` as
+    ``p4-28`` and ``n`` = 60,000 test digits."""
     ref = reference.copy()
     ref["regime"] = ref["train_rotation"].map(lambda r: r + "_perbatch" if r.startswith("normal") else r)
     ref["model"] = ref["group"] + "-" + ref["input_size"].astype(str)
     ref["n"] = 60000
-    return run_metrics(ref, units=("seed",))
+    return ref
+
+
+def reference_metrics(reference: pd.DataFrame) -> pd.DataFrame:
+    """:func:`run_metrics` of the paper's official runs (:func:`reference_angles`; units = seeds)."""
+    return run_metrics(reference_angles(reference), units=("seed",))
 
 
 def convergence(curves: pd.DataFrame, window: int = 3) -> pd.DataFrame:
@@ -490,3 +509,75 @@ def choose_seeds(power_table: pd.DataFrame, regimes: Sequence[str], *, gates: Ga
         rows.append({"regime": regime, "seeds_per_fold": chosen, "reached": bool(good), "weakest_rule": at["id"],
                      "power": float(at["power"])})
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------ page tables
+def progress(runs: pd.DataFrame, design: Any = None) -> pd.DataFrame:
+    """Runs committed against runs planned, per regime and model (the design's folds × seeds per fold)."""
+    from equiv.experiments.rotmnist_study import DESIGN
+
+    design = design or DESIGN
+    rows = []
+    for regime in design.regimes:
+        planned = design.folds * len(design.seeds(regime))
+        for model in design.models:
+            done = int(((runs["regime"] == regime) & (runs["model"] == model)).sum()) if len(runs) else 0
+            rows.append({"regime": regime, "model": model, "committed": done, "planned": planned})
+    return pd.DataFrame(rows)
+
+
+def headline(runs: pd.DataFrame, reference_runs: pd.DataFrame | None, regime: str,
+             metrics: Sequence[str] = ("acc_0", "acc_right", "acc_all")) -> pd.DataFrame:
+    """The paper's headline table for ``regime``: per model, mean ± s.d. (sample, over runs) of each metric,
+    ours beside the paper's official runs, with the run counts."""
+    rows = []
+    for source, table in (("ours", runs), ("paper", reference_runs)):
+        if table is None or not len(table):
+            continue
+        t = table[table["regime"] == regime]
+        for model, m in t.groupby("model", sort=False):
+            row = {"source": source, "model": model, "runs": len(m)}
+            for metric in metrics:
+                v = m[metric].dropna()
+                row[metric] = f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else (f"{v.mean():.2f}" if len(v) else "—")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def compute_time(accuracy: pd.DataFrame) -> dict[str, float]:
+    """Committed runs, their summed duration (hours of one run slot) and the mean per run (seconds)."""
+    if not len(accuracy):
+        return {"runs": 0, "slot_hours": 0.0, "mean_run_s": float("nan")}
+    per_run = accuracy.groupby("run_id")["duration_s"].first().astype(float)
+    return {"runs": int(per_run.size), "slot_hours": float(per_run.sum() / 3600), "mean_run_s": float(per_run.mean())}
+
+
+def measured_power(runs: pd.DataFrame, reference_runs: pd.DataFrame | None, rules: Sequence[Rule] = STUDY_RULES,
+                   gates: Gates = GATES) -> pd.DataFrame:
+    """Per statistical rule, the predicted SE of the design (:func:`design_power` at the design's seeds) beside the
+    SE measured on the committed runs, and the power at each. Reported, never used to add seeds."""
+    from equiv.experiments.rotmnist_study import DESIGN
+
+    if reference_runs is None:
+        return pd.DataFrame()
+    design = design_power(reference_runs, seeds_per_fold=sorted({s for _, s in DESIGN.seeds_per_fold}), rules=rules, gates=gates)
+    rows = []
+    for rule in rules:
+        if rule.kind == "periodic":
+            continue
+        s = dict(DESIGN.seeds_per_fold)[rule.regime]
+        d = design[(design["id"] == rule.id) & (design["seeds_per_fold"] == s)].iloc[0]
+        st = paired(runs, rule.regime, rule.a, rule.b, rule.metric) if len(runs) else {"n": 0, "se": math.nan}
+        rows.append({"id": rule.id, "runs_planned": int(d["runs"]), "predicted_se": d["predicted_se"], "power_planned": d["power"],
+                     "runs_now": st["n"], "measured_se": st["se"],
+                     "power_measured": power(rule.kind, st["se"], effect=d["paper_effect"], margin=rule.margin, k=gates.k)})
+    return pd.DataFrame(rows)
+
+
+#: the pairs whose Welch t-tests the page prints, as the official notebook did: (regime, a, b, metric)
+WELCH_PAIRS = (
+    ("upright", "p4-28", "p4-27", "acc_0"), ("upright", "p4-28", "p4-29", "acc_0"), ("upright", "p4-28", "p4-30", "acc_0"),
+    ("upright", "p4-28", "p4-27", "acc_all"), ("upright", "p4-28", "p4-29", "acc_all"), ("upright", "p4-28", "z2-28", "acc_all"),
+    ("uniform", "p4-28", "p4-27", "acc_all"), ("uniform", "p4-28", "z2-28", "acc_all"),
+    ("normal45_sd20_perbatch", "p4-27", "p4-28", "bias_gain"), ("normal45_sd40_perbatch", "p4-27", "p4-28", "bias_gain"),
+)

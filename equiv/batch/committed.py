@@ -5,7 +5,8 @@ A grid with a ``results:`` key (a folder, relative to the grid file) publishes e
 
 - ``run_id``, ``grid``, ``notebook`` (the notebook's key in the run id), ``notebook_sha256``,
   ``profile`` and ``parameters`` (exactly what the run id hashes, so the id can be recomputed);
-- ``provenance``: code version, library versions, device, host, threads, start/end time and duration;
+- ``provenance``: code version (``git_commit``, ``git_dirty``, ``equiv_version``), library versions
+  (``libraries``), device, platform, host, threads (``resources``), start/end time and duration;
 - ``metrics``: the run's ``metrics.json`` as the notebook wrote it (its ``rows`` are the tidy table);
 - ``sha256``: the SHA-256 of the canonical JSON of everything else.
 
@@ -52,8 +53,8 @@ def publish_run(results_dir: str | os.PathLike, *, manifest: Mapping[str, Any], 
     """Write the committed record of a ``done`` run (atomically) and return its path."""
     if manifest.get("status") != "done":
         raise ValueError(f"run {manifest.get('run_id')!r} is {manifest.get('status')!r}; only done runs are committed")
-    keep = ("code_version", "library_versions", "device", "platform", "host", "resources", "start_time", "end_time",
-            "duration_s", "attempt", "backend")
+    keep = ("git_commit", "git_dirty", "equiv_version", "libraries", "device", "platform", "host", "resources",
+            "start_time", "end_time", "duration_s", "attempt", "backend")
     record: dict[str, Any] = {
         "format": COMMITTED_FORMAT,
         "run_id": manifest["run_id"],

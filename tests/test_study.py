@@ -1,0 +1,312 @@
+"""The rotated-MNIST study: folds, design, power calculation, rules and verdicts, committed results."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from equiv.batch import load_grid
+from equiv.batch.committed import CommittedRunError, committed_ids, load_committed, publish_run, read_committed
+from equiv.batch.runid import run_id
+from equiv.data import mnist_fold
+from equiv.experiments.rotmnist_study import DESIGN, regime_spec
+from equiv.reference import load_reference
+from equiv.study import (GATES, STUDY_RULES, Gates, Rule, choose_seeds, convergence, design_power, judge_all, load_pilot,
+                         load_study, paired, pilot_epochs, power, reference_metrics, run_metrics, welch_table)
+
+ROOT = Path(__file__).resolve().parents[1]
+GRIDS = [ROOT / "experiments" / "rotmnist_study.yaml", ROOT / "experiments" / "rotmnist_study_biased.yaml"]
+ANGLES = [float(a) for a in range(0, 360, 10)]
+
+
+# ------------------------------------------------------------------------------------------------ folds
+def test_folds_test_every_embedded_digit_once_stratified_and_disjoint() -> None:
+    tests = []
+    for f in range(DESIGN.folds):
+        d = mnist_fold(f)
+        tr, va, te = (set(d.indices[s].tolist()) for s in ("train", "val", "test"))
+        assert len(tr) == 3200 and len(va) == 800 and len(te) == 1000
+        assert not (tr & va) and not (tr & te) and not (va & te)
+        assert np.bincount(d.test[1].numpy(), minlength=10).tolist() == [100] * 10
+        tests.append(te)
+    assert set().union(*tests) == set(range(5000)) and sum(map(len, tests)) == 5000
+    assert mnist_fold(2).indices["train"].tolist() == mnist_fold(2).indices["train"].tolist()
+
+
+@pytest.mark.parametrize("kwargs, bad", [({"fold": 5}, "fold=5"), ({"fold": -1}, "fold=-1"), ({"fold": 0, "folds": 1}, "folds=1"),
+                                         ({"fold": 0, "val_size": 5000}, "val_size=5000"), ({"fold": True}, "fold=True")])
+def test_fold_arguments_are_checked_in_one_line(kwargs: dict, bad: str) -> None:
+    with pytest.raises(ValueError, match=bad):
+        mnist_fold(**kwargs)
+
+
+def test_uniform_regime_angles_depend_on_the_seed() -> None:
+    from equiv.data.regimes import make_regime
+
+    a, b = (make_regime(regime_spec("uniform", s)) for s in (1, 2))
+    idx = np.arange(20)
+    import torch
+
+    assert not torch.equal(a.angles(20, indices=torch.as_tensor(idx)), b.angles(20, indices=torch.as_tensor(idx)))
+    assert regime_spec("upright", 3) is None and regime_spec("normal45_sd20_perbatch", 3) == "normal45_sd20_perbatch"
+
+
+# ------------------------------------------------------------------------------------------------ design
+def test_design_seeds_are_what_the_power_calculation_chooses() -> None:
+    ref = reference_metrics(load_reference())
+    chosen = choose_seeds(design_power(ref), DESIGN.regimes)
+    assert dict(zip(chosen["regime"], chosen["seeds_per_fold"])) == dict(DESIGN.seeds_per_fold)
+    assert chosen["reached"].all() and (chosen["power"] >= GATES.power_target).all()
+
+
+def test_design_epochs_follow_the_pilot_by_the_stated_rule() -> None:
+    epochs, table = pilot_epochs(load_pilot())
+    assert epochs == DESIGN.epochs
+    assert set(table["model"]) == set(DESIGN.pilot_models)
+
+
+def test_study_grids_run_exactly_the_design() -> None:
+    runs = [r.parameters for g in GRIDS for r in load_grid(g).runs]
+    expected = {(reg, s, f, m) for reg in DESIGN.regimes for s in DESIGN.seeds(reg) for f in range(DESIGN.folds) for m in DESIGN.models}
+    got = [(p["regime"], p["seed"], p["fold"], p["model"]) for p in runs]
+    assert len(got) == len(set(got)) and set(got) == expected
+    grids = [load_grid(g) for g in GRIDS]
+    assert len({g.name for g in grids}) == 1 and len({g.results for g in grids}) == 1
+    assert grids[0].results == (ROOT / "data" / "results" / "rotmnist_study").resolve()
+
+
+def test_the_control_is_exact_and_the_approximate_models_are_not() -> None:
+    from equiv.claims import is_exact
+
+    assert is_exact("p4", 28) and is_exact("p4", int(DESIGN.control.split("-")[1]))
+    assert not any(is_exact("p4", int(m.split("-")[1])) for m in DESIGN.approximate)
+
+
+# ------------------------------------------------------------------------------------------------ power
+def test_power_formulas() -> None:
+    assert power("beats", 1.0, effect=2.0) == pytest.approx(0.5)
+    assert power("beats", 0.5, effect=2.0) == pytest.approx(0.97725, abs=1e-4)
+    assert power("matches", 1.0, effect=0.0, margin=2.0) == pytest.approx(0.5)
+    assert power("equivalent", 1e-9, effect=0.0, margin=1.0) == pytest.approx(1.0)
+    assert power("equivalent", 10.0, effect=0.0, margin=1.0) == 0.0
+    assert power("periodic", float("nan")) == 1.0
+    assert math.isnan(power("beats", float("nan"), effect=1.0))
+    with pytest.raises(ValueError, match="unknown test kind 'bigger'"):
+        power("bigger", 1.0)
+
+
+# ------------------------------------------------------------------------------------------------ rules
+def _runs(diffs: dict[str, list[float]], *, base: float = 97.0, regime: str = "upright", metric: str = "acc_0",
+          n_test: int = 1000, angles: int = 36, floor_acc: float | None = None) -> pd.DataFrame:
+    """Synthetic run metrics: model p4-28 at ``base``, others at base + their per-unit differences."""
+    rows = []
+    n = len(next(iter(diffs.values())))
+    for i in range(n):
+        for model, ds in [("p4-28", [0.0] * n), *diffs.items()]:
+            value = (floor_acc if floor_acc is not None else base) + ds[i]
+            rows.append({"regime": regime, "model": model, "fold": i % 5, "seed": 1 + i // 5, metric: value,
+                         "acc_0": value if metric == "acc_0" else (floor_acc or base), "n_test": n_test, "n_angles": angles,
+                         "periodic": model == "p4-28", "right_spread": 0.0 if model == "p4-28" else 3.0})
+    return pd.DataFrame(rows)
+
+
+def _conv(runs: pd.DataFrame, gain: float = 0.1) -> pd.DataFrame:
+    c = runs[["regime", "model", "fold", "seed"]].copy()
+    c["gain"] = gain
+    return c
+
+
+BEATS = Rule("t-beats", "C4", "27 beats 28", "upright", "p4-27", "p4-28", "acc_0", "beats")
+MATCHES = Rule("t-matches", "C4", "27 matches 28", "upright", "p4-27", "p4-28", "acc_0", "matches", 0.5)
+EQUAL = Rule("t-equal", "uniform", "27 equals 28", "upright", "p4-27", "p4-28", "acc_0", "equivalent", 1.0)
+REF = pd.DataFrame([{"regime": "upright", "model": m, "seed": s, "acc_0": 97.0 + (0.8 if m == "p4-27" else 0.0) + 0.01 * s}
+                    for m in ("p4-28", "p4-27") for s in range(10)])
+
+
+def test_a_clear_effect_is_reproduced() -> None:
+    runs = _runs({"p4-27": [0.9, 1.1, 0.8, 1.0, 1.2]})
+    j = BEATS.judge(runs, _conv(runs), reference_runs=REF)
+    assert j.verdict == "reproduced" and j.n == 5 and j.diff == pytest.approx(1.0)
+    assert MATCHES.judge(runs, _conv(runs), reference_runs=REF).verdict == "reproduced"
+
+
+def test_a_well_powered_failure_is_not_reproduced() -> None:
+    runs = _runs({"p4-27": [-0.05, 0.05, 0.0, -0.02, 0.02]})  # SE 0.02: power at the paper's 0.8 is ~1
+    j = BEATS.judge(runs, _conv(runs), reference_runs=REF)
+    assert j.verdict == "not reproduced" and j.power > 0.99
+    worse = _runs({"p4-27": [-2.0, -2.1, -1.9, -2.0, -2.05]})
+    assert MATCHES.judge(worse, _conv(worse), reference_runs=REF).verdict == "not reproduced"
+
+
+def test_an_underpowered_failure_is_undecided_not_reproduced() -> None:
+    runs = _runs({"p4-27": [3.0, -2.5, 1.0, -3.0, 2.0]})  # mean +0.1, SE ~1.2: no power
+    j = BEATS.judge(runs, _conv(runs), reference_runs=REF)
+    assert j.verdict.startswith("undecided (power") and j.power < GATES.power_target
+    assert EQUAL.judge(runs, _conv(runs), reference_runs=REF).verdict.startswith("undecided (power")
+
+
+def test_runs_at_chance_can_neither_match_nor_beat() -> None:
+    runs = _runs({"p4-27": [0.5, 0.6, 0.4, 0.5, 0.5]}, floor_acc=10.5)  # every model at chance (10 classes)
+    for rule in (BEATS, MATCHES, EQUAL):
+        j = rule.judge(runs, _conv(runs), reference_runs=REF)
+        assert j.verdict == "undecided (below the accuracy floor)", rule.id
+
+
+@pytest.mark.parametrize("change, reason", [({"n": 4}, "4 paired runs < 5"), ({"n_test": 400}, "400 test digits < 1000"),
+                                            ({"angles": 5}, "5 test angles < 36")])
+def test_too_little_data_is_not_enough_data(change: dict, reason: str) -> None:
+    n = change.get("n", 5)
+    runs = _runs({"p4-27": [1.0, 1.1, 0.9, 1.0, 1.05][:n]}, n_test=change.get("n_test", 1000), angles=change.get("angles", 36))
+    j = BEATS.judge(runs, _conv(runs), reference_runs=REF)
+    assert j.verdict == "not enough data" and reason in j.reasons
+
+
+def test_missing_models_and_unconverged_runs() -> None:
+    runs = _runs({"p4-29": [1.0] * 5})
+    assert BEATS.judge(runs, _conv(runs)).verdict == "not enough data"
+    runs = _runs({"p4-27": [0.9, 1.1, 0.8, 1.0, 1.2]})
+    j = BEATS.judge(runs, _conv(runs, gain=2.0), reference_runs=REF)
+    assert j.verdict == "undecided (not converged)" and "still gains 2.00" in j.reasons[0]
+
+
+def test_periodic_rule_is_exact_or_not() -> None:
+    runs = _runs({"p4-27": [1.0] * 5})
+    assert Rule("p", "C2", "", "upright", "p4-28", None, "right_spread", "periodic").judge(runs).verdict == "reproduced"
+    assert Rule("p", "C2", "", "upright", "p4-27", None, "right_spread", "periodic").judge(runs).verdict == "not reproduced"
+
+
+def test_rule_text_is_built_from_the_rule_and_the_gates() -> None:
+    strict = Gates(min_runs=7, accuracy_floor=60.0, k=3.0)
+    text = MATCHES.text(strict)
+    for piece in ("margin 0.5", "3·SE", "≥ 7 paired runs", "≥ 60 %", "80%"):
+        assert piece in text, piece
+    assert "margin 0.7" in Rule(**{**MATCHES.__dict__, "margin": 0.7}).text()
+    assert all(r.text() for r in STUDY_RULES) and len({r.id for r in STUDY_RULES}) == len(STUDY_RULES)
+
+
+def test_the_gates_change_the_verdict_they_state() -> None:
+    runs = _runs({"p4-27": [0.9, 1.1, 0.8, 1.0, 1.2]})
+    assert BEATS.judge(runs, _conv(runs), reference_runs=REF, gates=Gates(min_runs=6)).verdict == "not enough data"
+    assert BEATS.judge(runs, _conv(runs), reference_runs=REF, gates=Gates(accuracy_floor=99.0)).verdict.startswith("undecided")
+
+
+def test_paired_and_welch_statistics_against_scipy() -> None:
+    from scipy import stats
+
+    runs = _runs({"p4-27": [0.9, 1.1, 0.8, 1.0, 1.2]})
+    st = paired(runs, "upright", "p4-27", "p4-28", "acc_0")
+    d = np.array([0.9, 1.1, 0.8, 1.0, 1.2])
+    assert st["se"] == pytest.approx(d.std(ddof=1) / math.sqrt(5))
+    assert st["ci_high"] - st["diff"] == pytest.approx(stats.t.ppf(0.975, 4) * st["se"])
+    w = welch_table(runs, [("upright", "p4-27", "p4-28", "acc_0")]).iloc[0]
+    a = runs.loc[runs.model == "p4-27", "acc_0"]
+    b = runs.loc[runs.model == "p4-28", "acc_0"]
+    assert w["welch_p"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def test_run_metrics_of_a_sweep() -> None:
+    rows = [{"regime": "upright", "model": "p4-28", "fold": 0, "seed": 1, "test_angle": a, "accuracy": 90.0 + (a % 90) / 10, "n": 1000}
+            for a in ANGLES]
+    m = run_metrics(pd.DataFrame(rows)).iloc[0]
+    assert m["acc_0"] == 90.0 and m["right_spread"] == 0.0 and bool(m["periodic"]) and m["bias_gain"] == 0.0
+    assert m["acc_all"] == pytest.approx(np.mean([90.0 + (a % 90) / 10 for a in ANGLES]))
+
+
+def test_the_papers_runs_satisfy_the_rules_they_should() -> None:
+    ref = reference_metrics(load_reference())
+    assert paired(ref, "upright", "p4-28", "p4-27", "acc_all", units=("seed",))["diff"] > 15
+    assert paired(ref, "normal45_sd20_perbatch", "p4-27", "p4-28", "bias_gain", units=("seed",))["diff"] > 20
+
+
+# ------------------------------------------------------------------------------------------------ committed results
+def _manifest(rid: str, notebook: str = "nb.ipynb") -> dict:
+    return {"run_id": rid, "status": "done", "grid": "g", "notebook": notebook, "notebook_sha256": "0" * 64, "profile": None,
+            "git_commit": "f" * 40, "libraries": {}, "device": "cpu", "duration_s": 1.0}
+
+
+def test_committed_record_round_trip_and_tamper_detection(tmp_path: Path) -> None:
+    params = {"a": 1}
+    rid = run_id("nb.ipynb", params, None)
+    path = publish_run(tmp_path, manifest=_manifest(rid), parameters=params, metrics={"rows": [{"x": 1.0}]})
+    rec = read_committed(path)
+    assert rec["metrics"]["rows"] == [{"x": 1.0}] and committed_ids(tmp_path, [rid, "other"]) == {rid}
+    data = json.loads(path.read_text())
+    data["metrics"]["rows"][0]["x"] = 2.0
+    path.write_text(json.dumps(data))
+    with pytest.raises(CommittedRunError, match="fails its checksum"):
+        read_committed(path)
+    path.write_text("{")
+    with pytest.raises(CommittedRunError, match="cannot be read"):
+        load_committed(tmp_path)
+    wrong = publish_run(tmp_path, manifest=_manifest("0123456789abcdef"), parameters=params, metrics={})
+    with pytest.raises(CommittedRunError, match="its parameters give run id"):
+        read_committed(wrong)
+    with pytest.raises(ValueError, match="only done runs are committed"):
+        publish_run(tmp_path, manifest={**_manifest(rid), "status": "failed"}, parameters=params, metrics={})
+
+
+def _smoke_grid(tmp_path: Path) -> Path:
+    """The study grid with its notebook and results folder given as absolute paths (results under tmp_path)."""
+    body = yaml.safe_load(GRIDS[0].read_text())
+    body["notebook"] = str(ROOT / "experiments" / body["notebook"])
+    body["results"] = str(tmp_path / "results")
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    return path
+
+
+def test_study_grid_runs_at_smoke_profile_and_resumes_from_committed_results(tmp_path: Path) -> None:
+    from equiv.batch import run_grid
+
+    grid = _smoke_grid(tmp_path)
+    first = run_grid(grid, profile="smoke", jobs=1, threads=1, runs_dir=tmp_path / "runs", progress=False)
+    assert first.exit_code == 0 and first.executed == 2, first.last_line()
+    results = tmp_path / "results" / "smoke"
+    records = load_committed(results)
+    assert len(records) == 2 and {r["parameters"]["model"] for r in records} == {"p4-28", "p4-27"}
+    rec = records[0]
+    prov = rec["provenance"]
+    assert prov["git_commit"] and prov["equiv_version"] and prov["libraries"]["torch"] and prov["device"] and prov["resources"]
+    assert len(rec["metrics"]["rows"]) == 5 and rec["metrics"]["curve"][0]["epoch"] == 1
+    acc, curves = load_study(results)
+    runs = run_metrics(acc)
+    assert bool(runs.loc[runs.model == "p4-28", "periodic"].iloc[0])  # exact: identical at 0/90/180/270 even after 1 epoch
+    assert len(convergence(curves)) == 2
+    # a fresh clone: no runs folder, only the committed results -> nothing is computed again
+    shutil.rmtree(tmp_path / "runs")
+    again = run_grid(grid, profile="smoke", jobs=1, threads=1, runs_dir=tmp_path / "runs2", progress=False)
+    assert again.exit_code == 0 and again.executed == 0 and again.done_before == 2
+    assert not (tmp_path / "runs2").exists()
+    # a tampered record is refused before anything runs
+    target = results / f"{records[0]['run_id']}.json"
+    target.write_text(target.read_text().replace('"accuracy"', '"accuracy_"', 1))
+    with pytest.raises(CommittedRunError, match="fails its checksum"):
+        run_grid(grid, profile="smoke", jobs=1, threads=1, runs_dir=tmp_path / "runs3", progress=False)
+
+
+def test_committed_study_runs_are_exact_where_they_should_be() -> None:
+    """Every exact-P4 run of the committed study (28 and the control 30) has identical accuracies at θ and θ+90°."""
+    acc, _ = load_study()
+    if acc.empty:
+        pytest.skip("no committed study runs yet in data/results/rotmnist_study")
+    runs = run_metrics(acc)
+    exact = runs[runs["model"].isin([DESIGN.exact, DESIGN.control])]
+    assert len(exact) and exact["periodic"].all() and (exact["right_spread"] == 0).all()
+    approx = runs[runs["model"].isin(DESIGN.approximate)]
+    assert (approx["right_spread"] > 0).all()
+    assert (runs["n_test"] >= GATES.min_test_digits).all() and (runs["n_angles"] == 36).all()
+
+
+def test_judge_all_on_the_committed_study_gives_a_verdict_per_rule() -> None:
+    acc, curves = load_study()
+    runs = run_metrics(acc) if len(acc) else pd.DataFrame(columns=["regime", "model"])
+    table = judge_all(runs, convergence(curves) if len(curves) else None, reference_metrics(load_reference()))
+    assert list(table["id"]) == [r.id for r in STUDY_RULES]
+    assert table["verdict"].map(lambda v: v in ("reproduced", "not reproduced", "not enough data") or v.startswith("undecided")).all()
