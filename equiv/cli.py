@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "equiv.exactness_cli",  # equiv check
     "equiv.data.cli",  # equiv data download
     "equiv.batch.cli",  # equiv run / status / results
+    "equiv.book_build",  # equiv book
 )
 
 

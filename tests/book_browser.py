@@ -1,9 +1,10 @@
-"""Helpers for the browser test of the book: a local HTTP server and headless Chromium driven over the
-Chrome DevTools Protocol (CDP).
+"""Helpers for the browser test of the book: a local HTTP server, headless Chromium driven over the
+Chrome DevTools Protocol (CDP), and a static checker of every link of the built site.
 
 No new dependency: the websocket client is tornado's, which Jupyter's kernel machinery already installs.
 Chromium is the Debian package ``chromium`` (``apt-get install -y chromium``); any Chromium or Chrome
-binary works, found as ``$EQUIV_CHROMIUM`` or on ``PATH``.
+binary works, found as ``$EQUIV_CHROMIUM`` or on ``PATH``. :func:`check_site_links` needs no browser: it
+reads the HTML files themselves.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ import tempfile
 import threading
 import time
 import urllib.request
+from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
+from urllib.parse import unquote, urlsplit
 
-__all__ = ["find_chromium", "serve", "Chromium", "CDPError"]
+__all__ = ["find_chromium", "serve", "Chromium", "CDPError", "check_site_links", "LINK_ATTRIBUTES", "NOT_PAGES"]
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -40,6 +43,96 @@ def find_chromium() -> str | None:
         if found:
             return found
     return None
+
+
+#: top-level folders of a built site that hold no pages (theme assets, among them Jinja templates ending .html)
+NOT_PAGES = ("_static",)
+
+#: the (tag, attribute) pairs whose value is a link the checker follows
+LINK_ATTRIBUTES = (("a", "href"), ("link", "href"), ("script", "src"), ("img", "src"), ("source", "src"),
+                   ("iframe", "src"), ("video", "src"), ("audio", "src"))
+
+
+class _Page(HTMLParser):
+    """The ids (``id`` and ``name`` attributes) and the links (:data:`LINK_ATTRIBUTES`) of one HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for key, value in attrs:
+            if key in ("id", "name") and value:
+                self.ids.add(value)
+            if (tag, key) in LINK_ATTRIBUTES and value is not None:
+                self.links.append(value.strip())
+
+
+def _parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8", errors="replace"))
+    page.close()
+    return page
+
+
+def check_site_links(root: str | os.PathLike, *, forbidden: Iterable[str] = ()) -> list[str]:
+    """Every problem with the links of every ``*.html`` page under ``root`` (a built site), one line each.
+
+    Pages are the HTML files outside :data:`NOT_PAGES` (the themes copy Jinja templates into ``_static/``).
+
+    A link into the site itself (no scheme and no ``//`` host: ``other.html``, ``../_static/x.css``,
+    ``/search.html``, ``#anchor``, ``other.html#anchor``) must name a file under ``root`` (a folder stands for
+    its ``index.html``; query strings are ignored) and, with a ``#fragment``, the target HTML page must have an
+    element with that id or name. A link that leaves ``root`` is a problem too. An external link (``https:``,
+    ``mailto:``, ``//host/...``; ``data:``, ``blob:`` and ``javascript:`` are not links) is only checked against
+    ``forbidden``: it must not contain any of those strings (case-insensitive). Returns ``[]`` when all is well;
+    raises ValueError when ``root`` is no folder or holds no page (so it never passes vacuously).
+    """
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise ValueError(f"no built site at {root}")
+    forbidden = tuple(f.lower() for f in forbidden)
+    pages: dict[Path, _Page] = {}
+
+    def page(path: Path) -> _Page:
+        if path not in pages:
+            pages[path] = _parse(path)
+        return pages[path]
+
+    sources = [p for p in sorted(root.rglob("*.html")) if p.relative_to(root).parts[0] not in NOT_PAGES]
+    if not sources:
+        raise ValueError(f"no HTML page under {root}")
+    problems = []
+    for source in sources:
+        name = source.relative_to(root).as_posix()
+        for link in page(source).links:
+            parts = urlsplit(link)
+            if parts.scheme in ("data", "blob", "javascript"):
+                continue
+            if parts.scheme or link.startswith("//"):
+                if any(f in link.lower() for f in forbidden):
+                    problems.append(f"{name}: {link} -> a made-up external link")
+                continue
+            target_path, fragment = unquote(parts.path), unquote(parts.fragment)
+            if not target_path:
+                target = source
+            elif target_path.startswith("/"):
+                target = root / target_path.lstrip("/")
+            else:
+                target = source.parent / target_path
+            target = Path(os.path.normpath(target))
+            if target != root and root not in target.parents:
+                problems.append(f"{name}: {link} -> outside the site")
+                continue
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.is_file():
+                problems.append(f"{name}: {link} -> no file {target.relative_to(root).as_posix()}")
+            elif fragment and target.suffix == ".html" and fragment not in page(target).ids:
+                problems.append(f"{name}: {link} -> no element with id {fragment!r} in "
+                                f"{target.relative_to(root).as_posix()}")
+    return problems
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -42,7 +42,7 @@ def test_expansion_is_the_cartesian_product_in_order_with_seeds_innermost(tmp_pa
 
     sleeps = {"notebook": str(NOTEBOOKS / "sleeps.ipynb"), "axes": {"seconds": [0.1, 0.2]}, "seeds": 3}
     runs = load_grid(write_grid(tmp_path, sleeps, "s.yaml")).runs
-    assert [(r.parameters["seconds"], r.parameters["seed"]) for r in runs] == [(s, k) for s in (0.1, 0.2) for k in range(3)]
+    assert [(r.parameters["seconds"], r.parameters["seed"]) for r in runs] == [(s, k) for s in (0.1, 0.2) for k in (1, 2, 3)]
     listed = load_grid(write_grid(tmp_path, {**sleeps, "seeds": [7, 3]}, "l.yaml")).runs
     assert [r.parameters["seed"] for r in listed] == [7, 3, 7, 3]
 
@@ -98,7 +98,7 @@ BAD = [
     (compute_grid(axes={"x": [1, 1.0]}), "axis 'x' repeats value 1.0"),
     (compute_grid(parameters={"x": 1.0}, axes={"x": [2.0]}), "'x' is both a fixed parameter and an axis"),
     (compute_grid(parameters={"profile": "smoke"}), "parameter 'profile' is set by the top-level 'profile' key"),
-    (compute_grid(seeds=2), "'seeds' needs a 'seed' parameter in the parameters cell of tests/notebooks/compute.ipynb"),
+    (compute_grid(seeds=2), "'seeds' needs a 'seed' (or 'seeds') parameter in the parameters cell of tests/notebooks/compute.ipynb"),
     ({"notebook": str(NOTEBOOKS / "sleeps.ipynb"), "seeds": 0}, "seeds is 0: the grid is empty"),
     ({"notebook": str(NOTEBOOKS / "sleeps.ipynb"), "seeds": []}, "seeds is an empty list: the grid is empty"),
     ({"notebook": str(NOTEBOOKS / "sleeps.ipynb"), "seeds": [1, -2]}, "seeds contains -2"),

@@ -3,9 +3,16 @@
 Per page: every ``<img>`` loaded (``naturalWidth > 0``), every same-origin link (and its ``#anchor``), stylesheet
 and script resolves, no unresolved glue (every ``{glue...}`` role of the notebook's Markdown is rendered as a
 pasted value, no raw role text), no JavaScript exception from the site's own scripts, the download button serves
-the page's source, notebook pages have Binder and Colab launch buttons and a "Re-run this page" box. Then the
-search page is used like a reader would: a query must return results. A screenshot of every page goes to
-``_build/screenshots/``.
+the page's source, notebook pages have a "Re-run this page" box. Repository links follow the one place that
+configures them, ``[project.urls] Repository`` in ``pyproject.toml`` (:mod:`equiv.book_site`): without a URL (the
+default) no page has a repository, issues, edit or launch (Binder / Colab) button; with one, notebook pages have
+launch buttons for that repository. Then the search page is used like a reader would: a query must return
+results. A screenshot of every page goes to ``_build/screenshots/``.
+
+Besides the pages the browser visits, every HTML page of the built site (API reference, source listings,
+index and search pages included) is checked statically (``book_browser.check_site_links``): a link into the
+site must name a file that exists in ``_build/html`` (and, with ``#anchor``, an element of that page), and no
+link may point at the made-up ``equiv-companion`` repository that ``_config.yml`` once named.
 
 Which build is tested: ``_build/html`` (``make book`` at any profile), brought up to date first. If there is no
 build, the test builds the book at the smoke profile (``make book PROFILE=smoke``); if pages are older than their
@@ -34,12 +41,16 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from book_browser import CDPError, Chromium, find_chromium, serve  # noqa: E402
+from book_browser import CDPError, Chromium, check_site_links, find_chromium, serve  # noqa: E402
+
+from equiv.book_site import repository_url  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 GLUE_ROLE = re.compile(r"\{glue(?::(?:text|any|md))?\}`[^`]+`")
+# the organisation of the repository URL that _config.yml once made up: no link of the site may name it
+MADE_UP_OWNER = "equiv-companion"
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -127,8 +138,10 @@ def base_url(site):
 
 
 @pytest.fixture(scope="module")
-def visits(base_url, browser_binary):
-    """Visit every page once; returns ({page: what the page reports}, {query: result links}, base URL)."""
+def visits(browser_binary, base_url):
+    """Visit every page once; returns ({page: what the page reports}, {query: result links}, base URL).
+
+    ``browser_binary`` comes first: without Chromium the module skips before ``site`` builds the book."""
     base = base_url
     pages = _toc_pages()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -158,8 +171,11 @@ def visits(base_url, browser_binary):
                     text: main.innerText,
                     rerun_boxes: Array.from(document.querySelectorAll('.admonition .admonition-title'))
                                       .filter(e => e.textContent.trim() === 'Re-run this page').length,
-                    binder: hrefs('a[href^="https://mybinder.org/v2/gh/"]'),
-                    colab: hrefs('a[href^="https://colab.research.google.com/github/"]'),
+                    binder: hrefs('a[href^="https://mybinder.org/v2/"]'),
+                    colab: hrefs('a[href^="https://colab.research.google.com/"]'),
+                    launch_menus: document.querySelectorAll('.dropdown-launch-buttons').length,
+                    repo_buttons: hrefs('a.btn-source-repository-button, a.btn-source-issues-button, '
+                                        + 'a.btn-source-edit-button, a.btn-source-file-button'),
                     downloads: hrefs('a[href*="/_sources/"]'),
                 };
             })()""")
@@ -170,7 +186,9 @@ def visits(base_url, browser_binary):
         for word in ("equivariance", "ceil"):
             browser.goto(urljoin(base, f"search.html?q={word}"))
             try:
-                browser.wait_for("document.querySelectorAll('#search-results li').length > 0", timeout=30)
+                # Sphinx lists hits as it finds them and writes the summary ("Search finished, ...") at the end
+                browser.wait_for("(document.querySelector('#search-results .search-summary') || {}).textContent"
+                                 "?.includes('finished') || false", timeout=30)
             except CDPError:
                 pass
             search[word] = browser.evaluate(
@@ -200,8 +218,14 @@ def test_no_missing_images(visits) -> None:
             assert r["images"] > 0, f"{page}: the notebook draws figures but the page shows no image"
 
 
-def test_no_broken_internal_links_or_resources(visits) -> None:
+def test_no_broken_internal_links_or_resources(visits, site) -> None:
     reports, _, base = visits
+    # every page of the built site, read from disk: links into the site name files that exist, no made-up links
+    url = repository_url(ROOT)
+    forbidden = () if url and MADE_UP_OWNER in url.lower() else (MADE_UP_OWNER,)
+    static_problems = check_site_links(site, forbidden=forbidden)
+    assert not static_problems, ("links of the built site to missing files or anchors, or made-up links:\n"
+                                 + "\n".join(static_problems))
     status: dict[str, int | str] = {}
     anchors: dict[str, set[str]] = {}
 
@@ -256,17 +280,28 @@ def test_glued_numbers_are_in_the_text(visits) -> None:
 
 def test_buttons_and_rerun_boxes(visits) -> None:
     reports, _, base = visits
+    url = repository_url(ROOT)  # None: no [project.urls] Repository in pyproject.toml, so no repository links
     problems = []
     for page, r in reports.items():
         source = _source(page)
         wanted = f"{base}_sources/{page}{source.suffix}"
         if wanted not in r["downloads"]:
             problems.append(f"{page}: no download link to {wanted} (found {r['downloads']})")
+        if url is None:
+            buttons = r["repo_buttons"] + r["binder"] + r["colab"]
+            if buttons or r["launch_menus"]:
+                problems.append(f"{page}: repository or launch buttons although pyproject.toml configures no "
+                                f"repository URL: {buttons} ({r['launch_menus']} launch menus)")
+        else:
+            if url not in r["repo_buttons"]:
+                problems.append(f"{page}: no repository button to {url} (found {r['repo_buttons']})")
+            if source.suffix == ".ipynb":
+                if not any(u.endswith(f"{page}.ipynb") for u in r["binder"]):
+                    problems.append(f"{page}: no Binder launch button")
+                on_github = url.startswith("https://github.com/")  # Colab opens GitHub repositories only
+                if on_github and not any(u.endswith(f"{page}.ipynb") for u in r["colab"]):
+                    problems.append(f"{page}: no Colab launch button")
         if source.suffix == ".ipynb":
-            if not any(u.endswith(f"{page}.ipynb") for u in r["binder"]):
-                problems.append(f"{page}: no Binder launch button")
-            if not any(u.endswith(f"{page}.ipynb") for u in r["colab"]):
-                problems.append(f"{page}: no Colab launch button")
             if r["rerun_boxes"] != 1:
                 problems.append(f"{page}: {r['rerun_boxes']} 'Re-run this page' boxes, expected 1")
     assert not problems, "\n".join(problems)

@@ -9,7 +9,8 @@ Format (full description in ``experiments/README.md``)::
     axes:                          # swept: cartesian product, in the order written
       input_size: [28, 29, 33]
       model: [p4cnn, z2cnn]
-    seeds: 3                       # or [0, 1, 2]; each combination once per seed, as parameter `seed`
+    seeds: 3                       # seeds 1, 2, 3 (or a list [0, 7]); each combination once per seed, as the
+                                   # notebook's `seed` (or as `seeds: [s]` for a notebook with `seeds` only)
     profile: book                  # default profile; --profile / $EQUIV_PROFILE as fallbacks
     results: ../data/results/exactness-sizes   # optional: commit each done run there (see equiv.batch.committed)
     profiles:                      # optional per-profile overrides
@@ -45,6 +46,7 @@ import yaml
 
 from equiv.batch.metrics import PROFILE_ENV
 from equiv.batch.runid import canonical_json, run_id
+from equiv.seeds import MAX_SEED as _SEEDS_MAX
 
 __all__ = [
     "GridError",
@@ -80,10 +82,11 @@ SLURM_KEYS: dict[str, tuple[tuple[type, ...], float | None]] = {
     "mem_gb": ((int, float), 0),
 }
 SEED_PARAMETER = "seed"  # the notebook parameter that receives each value of `seeds`
+SEEDS_PARAMETER = "seeds"  # ... or, for a notebook without `seed`, this one, as a one-seed list [s]
 PROFILE_PARAMETER = "profile"  # injected with the run's profile when the notebook declares it
 MAX_RUNS = 10_000  # runs a grid may have unless --max-runs says more
 MAX_RUNS_CEILING = 1_000_000  # the most --max-runs accepts (every run is planned in memory)
-MAX_SEED = 2**32 - 1  # the largest seed (numpy's seeding takes 0 .. 2**32 - 1)
+MAX_SEED = _SEEDS_MAX  # the largest seed (equiv.seeds: numpy's seeding takes 0 .. 2**32 - 1)
 MAX_YAML_ALIASES = 100  # alias references (*name) in one grid file
 MAX_YAML_DEPTH = 50  # nesting levels of mappings and lists
 MAX_YAML_NODES = 100_000  # values in the document once every alias is expanded
@@ -355,7 +358,7 @@ def _seeds(source: str, where: str, value: Any) -> Sequence[int] | None:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
             raise _fail(source, f"{where} is {value}: the grid is empty; give a count >= 1 or a list of seeds")
-        return range(value)
+        return range(1, value + 1)  # the one seed convention (equiv.seeds): a count n means seeds 1..n
     if isinstance(value, list):
         if not value:
             raise _fail(source, f"{where} is an empty list: the grid is empty; give a count >= 1 or a list of seeds")
@@ -468,15 +471,15 @@ def _check_names(
         for name in names:
             if name == PROFILE_PARAMETER:
                 raise _fail(source, f"{where} '{name}' is set by the top-level 'profile' key (or --profile), not as a {where}")
-            if name == SEED_PARAMETER and seeds is not None:
+            if name in (SEED_PARAMETER, _seed_target(declared)) and seeds is not None:
                 raise _fail(source, f"{where} '{name}' conflicts with 'seeds'; give seeds in one place")
             if name not in declared:
                 known = ", ".join(sorted(declared)) or "none"
                 raise _fail(
                     source, f"{where} '{name}' is not defined in the parameters cell of {notebook_key} (defined: {known})"
                 )
-    if seeds is not None and SEED_PARAMETER not in declared:
-        raise _fail(source, f"'seeds' needs a '{SEED_PARAMETER}' parameter in the parameters cell of {notebook_key}")
+    if seeds is not None and _seed_target(declared) is None:
+        raise _fail(source, f"'seeds' needs a '{SEED_PARAMETER}' (or '{SEEDS_PARAMETER}') parameter in the parameters cell of {notebook_key}")
     fixed = {}
     for name, value in parameters.items():
         _check_json(source, f"parameter '{name}'", value)
@@ -495,12 +498,22 @@ def _check_names(
             seen.add(key)
         swept[name] = coerced
     if seeds is not None:  # every seed is an int: checking the first checks them all (and never walks a huge range)
-        _coerce(source, "seed", seeds[0], declared[SEED_PARAMETER], notebook_key)
+        target = _seed_target(declared)
+        if target == SEED_PARAMETER:
+            _coerce(source, "seed", seeds[0], declared[SEED_PARAMETER], notebook_key)
     return fixed, swept
 
 
+def _seed_target(declared: Mapping[str, Any]) -> str | None:
+    """The notebook parameter each grid seed goes to: ``seed`` (the seed), else ``seeds`` (as ``[seed]``)."""
+    if SEED_PARAMETER in declared:
+        return SEED_PARAMETER
+    return SEEDS_PARAMETER if SEEDS_PARAMETER in declared else None
+
+
 def _expand(
-    notebook_key: str, profile: str | None, fixed: dict, axes: dict, seeds: list[int] | None, inject_profile: bool
+    notebook_key: str, profile: str | None, fixed: dict, axes: dict, seeds: list[int] | None, inject_profile: bool,
+    seed_target: str | None = SEED_PARAMETER,
 ) -> tuple[RunSpec, ...]:
     names = list(axes)
     runs = []
@@ -509,7 +522,7 @@ def _expand(
             params = dict(fixed)
             params.update(zip(names, combo))
             if seed is not None:
-                params[SEED_PARAMETER] = seed
+                params[seed_target or SEED_PARAMETER] = seed if seed_target != SEEDS_PARAMETER else [seed]
             if inject_profile:
                 params[PROFILE_PARAMETER] = profile
             runs.append(RunSpec(run_id=run_id(notebook_key, params, profile), index=len(runs), parameters=params))
@@ -583,7 +596,7 @@ def load_grid(path: str | os.PathLike, profile: str | None = None, *, max_runs: 
     _check_size(source, axes, seeds, max_runs)
     seeds = None if seeds is None else list(seeds)
     fixed, swept = _check_names(source, params, axes, seeds, declared, notebook_key)
-    runs = _expand(notebook_key, chosen, fixed, swept, seeds, inject_profile)
+    runs = _expand(notebook_key, chosen, fixed, swept, seeds, inject_profile, _seed_target(declared))
     return Grid(
         name=name,
         path=grid_path.resolve(),

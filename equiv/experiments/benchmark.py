@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from equiv.evaluation import rot90_protocol
+from equiv.seeds import SEEDS_HELP, is_seed_spec, seed_list
 from equiv.experiments.params import PROFILES, Param, check_model_sizes, resolve
 from equiv.experiments.record import attach
 from equiv.experiments.result import ExperimentResult
@@ -52,8 +53,7 @@ SPEC = [
     Param("batch_size", "int", _p(32, 16, 256), check=lambda v: v >= 1, requirement=">= 1"),
     Param("lr", "float", _p(3e-3, 3e-3, 1e-3), "Adam (one-cycle peak) learning rate", check=lambda v: v > 0, requirement="> 0"),
     Param("weight_decay", "float", 1e-5, check=lambda v: v >= 0, requirement=">= 0"),
-    Param("seeds", "int|list[int]", _p([1], [1], 3), check=lambda v: (v >= 1) if isinstance(v, int) else min(v) >= 0,
-          requirement="a count >= 1 or seeds >= 0"),
+    Param("seeds", "int|list[int]", _p([1], [1], 3), check=is_seed_spec, requirement=SEEDS_HELP),
     Param("device", "str", "auto"),
 ]
 
@@ -81,7 +81,7 @@ def classification_benchmark(params: Mapping[str, Any] | None = None, *, progres
     check_model_sizes("sizes", [(str(n), g, n) for n in p["sizes"] for g in p["groups"]],
                       lambda g: build(p["model"], group=g, in_channels=channels, width=2, head=p["head"]))
     dev = resolve_device(p["device"])
-    seeds = list(range(1, p["seeds"] + 1)) if isinstance(p["seeds"], int) else p["seeds"]
+    seeds = seed_list(p["seeds"])
     t0 = time.perf_counter()
     base = load_dataset(p["dataset"], p["root"], p["train_size"], p["test_size"])
     summary, per_rotation = [], []

@@ -16,6 +16,7 @@ import pandas as pd
 
 from equiv.data import mnist
 from equiv.evaluation import TEST_ANGLES, rotation_sweep
+from equiv.seeds import SEEDS_HELP, is_seed_spec, seed_list
 from equiv.experiments.params import PROFILES, Param, check_model_sizes, resolve
 from equiv.experiments.record import attach
 from equiv.experiments.result import ExperimentResult
@@ -59,8 +60,8 @@ SPEC = [
     Param("train_rotations", "list[str]", _by_profile(["upright"], ["upright"], ["upright", "normal45_sd20_perbatch",
                                                     "normal45_sd40_perbatch", "uniform"]),
           "training-rotation regimes", choices=REGIMES),
-    Param("seeds", "int|list[int]", _by_profile([1], [1], 100), "seeds (a count n means 1..n)",
-          check=lambda v: (v >= 1) if isinstance(v, int) else all(s >= 0 for s in v), requirement="a count >= 1 or seeds >= 0"),
+    Param("seeds", "int|list[int]", _by_profile([1], [1], 100), "seeds (a count n means 1..n: equiv.seeds)",
+          check=is_seed_spec, requirement=SEEDS_HELP),
     Param("epochs", "int", _by_profile(2, 5, 50), check=lambda v: v >= 1, requirement=">= 1"),
     Param("batch_size", "int", _by_profile(16, 32, 256), "(the paper: 256; smaller batches learn in fewer epochs)", check=lambda v: v >= 1, requirement=">= 1"),
     Param("lr", "float", _by_profile(0.003, 0.003, 0.01), "Adam learning rate (the paper: 0.01 at batch 256)", check=lambda v: v > 0,
@@ -86,7 +87,7 @@ def rotated_mnist(params: Mapping[str, Any] | None = None, *, progress: bool | N
                       lambda g: build("p4cnn", group=g, channels=p["channels_z2"] if g == "z2" else p["channels_p4"],
                                       dropout=p["dropout"]))
     dev = resolve_device(p["device"])
-    seeds = list(range(1, p["seeds"] + 1)) if isinstance(p["seeds"], int) else p["seeds"]
+    seeds = seed_list(p["seeds"])
     t0 = time.perf_counter()
     kwargs: dict[str, Any] = {"seed": p["data_seed"], "train_size": p["train_size"], "val_size": p["val_size"],
                               "test_size": p["test_size"], "root": p["root"]}

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from equiv.seeds import SEEDS_HELP, is_seed_spec, seed_list
 from equiv.experiments.params import PROFILES, Param, check_model_sizes, resolve
 from equiv.experiments.record import attach
 from equiv.experiments.result import ExperimentResult
@@ -41,9 +42,8 @@ SPEC = [
           requirement=">= 1"),
     Param("lr", "float", 1e-3, check=lambda v: v > 0, requirement="> 0"),
     Param("momentum", "float", 0.9, check=lambda v: 0 <= v < 1, requirement="0 <= momentum < 1"),
-    Param("seeds", "int|list[int]", dict(zip(PROFILES, ([0], [0, 1, 2], 10))), "seeds (a count n means 0..n-1)",
-          check=lambda v: (v >= 1) if isinstance(v, int) else all(s >= 0 for s in v),
-          requirement="a count >= 1 or seeds >= 0"),
+    Param("seeds", "int|list[int]", dict(zip(PROFILES, ([0], [0, 1, 2], 10))), "seeds (a count n means 1..n: equiv.seeds)",
+          check=is_seed_spec, requirement=SEEDS_HELP),
     Param("panel_steps", "list[int]", dict(zip(PROFILES, ([0, 150], [0, 100, 800], [0, 100, 800]))),
           "steps at which feature-map panels are recorded (seed = first seed)"),
 ]
@@ -69,7 +69,7 @@ def learning_unequivariance(params: Mapping[str, Any] | None = None) -> Experime
     """Train the probe at each size and seed; returns tables ``loss`` and ``panels``."""
     p = resolve(SPEC, params, "learning_unequivariance")
     check_model_sizes("sizes", [(str(n), "p4", n) for n in p["sizes"]], lambda g: build("unequivariance_probe"))
-    seeds = list(range(p["seeds"])) if isinstance(p["seeds"], int) else p["seeds"]
+    seeds = seed_list(p["seeds"])
     t0 = time.perf_counter()
     loss_rows, panel_rows = [], []
     for size in p["sizes"]:

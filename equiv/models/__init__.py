@@ -1,15 +1,15 @@
 """The paper's networks behind one factory: ``build(name, group="p4", **options)``.
 
-=======================  ===============================================  ==================  ===============
-name                     network                                          exact sizes         approximate
-=======================  ===============================================  ==================  ===============
-``p4cnn`` / ``z2cnn``    7-layer rotated-MNIST CNN (one 2×2/s2 max-pool)  even, e.g. 28      27, 29
-``resnet44``             CIFAR ResNet-44 (pre-act, 3×3 stem, s1,2,2)      ≡ 1 mod 4, e.g. 33  32
-``resnet18``             official "ResNet-18" (3×3 stem, s1,2,2,2)        ≡ 1 mod 8: 33, 97,  32, 224
-                                                                          225
-``resnet18_imagenet``    torchvision-style ResNet-18 (7×7/s2, max-pool)   ≡ 1 mod 32: 225     224
-``unequivariance_probe`` P4ConvZ2 3×3/s2 → mean → max → Linear (14 par.)  odd, e.g. 33        32
-=======================  ===============================================  ==================  ===============
+========================  ===============================================  ==================  ===============
+name                      network                                          exact sizes         approximate
+========================  ===============================================  ==================  ===============
+``p4cnn`` / ``z2cnn``     7-layer rotated-MNIST CNN (one 2×2/s2 max-pool)  even, e.g. 28       27, 29
+``resnet44``              CIFAR ResNet-44 (pre-act, 3×3 stem, s1,2,2)      ≡ 1 mod 4, e.g. 33  32
+``resnet18``              official "ResNet-18" (3×3 stem, s1,2,2,2)        ≡ 1 mod 8: 33, 97,  32, 224
+                                                                           225
+``resnet18_imagenet``     torchvision-style ResNet-18 (7×7/s2, max-pool)   ≡ 1 mod 32: 225     224
+``unequivariance_probe``  P4ConvZ2 3×3/s2 → mean → max → Linear (14 par.)  odd, e.g. 33        32
+========================  ===============================================  ==================  ===============
 
 Every model takes images ``(B, C, H, W)``, returns logits ``(B, num_classes)`` and has an int attribute
 ``in_channels``. Groups: ``"z2"`` (plain CNN: a group axis of size 1), ``"p4"``, ``"p4m"``. At an exact size

@@ -1,0 +1,270 @@
+"""``make book`` in two stages: papermill executes every chapter through the batch runner, Jupyter Book renders.
+
+Stage 1, :func:`execute_book` (``equiv book --execute-only``): every notebook of ``_toc.yml`` runs with
+papermill at the chosen profile, through the batch runner's worker processes (:func:`equiv.batch.local.run_local`,
+:func:`equiv.batch.execute.execute_task`): a progress bar, ``--jobs`` chapters at once, no wall-clock limit on a
+cell, each chapter's run folder ``_build/executed/<profile>/<chapter>/`` holding the executed notebook, its
+``manifest.json`` (provenance, and the failing cell's error) and its ``metrics.json``.
+
+- **Resumable.** A chapter is executed again only when its inputs changed: the notebook's bytes, the profile,
+  the library (every ``equiv/**/*.py``) and the data (every file of ``data/``) — :func:`inputs_key`, stored in
+  the run folder as ``inputs.json`` once the chapter is done. After a kill, the next build runs only the
+  chapters that had not finished.
+- **Order.** The chapters in :data:`LAST` (the claims ledger, which reads the other chapters' results from the
+  result cache) run after every other chapter has finished.
+- **Failures.** A failing cell fails the build after the other chapters of its stage have run: one line per
+  failed chapter naming the cell (execution count) and its error, and the partial notebook is kept in its run
+  folder.
+
+Stage 2, :func:`render_site` (``equiv book --render-only``): the executed notebooks, ``_toc.yml``, the Markdown
+pages and the bibliography are assembled in ``_build/site/<profile>/`` with a configuration that executes
+nothing (:func:`equiv.book_site.write_site_config`), and ``jupyter-book build`` renders them to ``_build/html``
+with warnings as errors. The same stage renders a paper-scale book from chapters executed elsewhere: copy their
+run folders to ``_build/executed/paper/`` and run ``equiv book --profile paper --render-only``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from equiv.atomic_io import atomic_write_json
+
+__all__ = ["LAST", "BookBuildError", "Chapter", "chapters", "inputs_key", "executed_dir", "execute_book",
+           "assemble_site", "render_site", "BookSummary"]
+
+#: chapters that run only after every other chapter is done (they read the others' results)
+LAST = ("claims_ledger",)
+PROFILES = ("smoke", "book", "paper")
+INPUTS_FILE = "inputs.json"
+
+
+class BookBuildError(ValueError):
+    """A chapter that failed (one line per chapter: the cell, its error, where the partial notebook is)."""
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One page of ``_toc.yml``: its stem (``rotated_mnist``), source file and whether it is a notebook."""
+
+    stem: str
+    source: Path
+    notebook: bool
+
+
+def chapters(root: Path) -> list[Chapter]:
+    """The pages of ``root/_toc.yml`` in reading order (root page first)."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    entries = [toc["root"], *(c["file"] for c in toc.get("chapters", []))]
+    entries += [c["file"] for part in toc.get("parts", []) for c in part.get("chapters", [])]
+    out = []
+    for entry in entries:
+        base = entry.removesuffix(".ipynb").removesuffix(".md")
+        nb, md = root / f"{base}.ipynb", root / f"{base}.md"
+        if nb.is_file():
+            out.append(Chapter(Path(base).name, nb, True))
+        elif md.is_file():
+            out.append(Chapter(Path(base).name, md, False))
+        else:
+            raise FileNotFoundError(f"_toc.yml lists {entry!r}, but neither {nb} nor {md} exists")
+    return out
+
+
+def _tree_hash(paths: Sequence[Path], root: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def inputs_key(root: Path, chapter: Chapter, profile: str) -> str:
+    """SHA-256 of what a chapter's execution depends on: its notebook, the profile, the library, the data."""
+    library = [p for p in (root / "equiv").rglob("*.py") if "__pycache__" not in p.parts]
+    data = [p for p in (root / "data").rglob("*") if p.is_file()] if (root / "data").is_dir() else []
+    h = hashlib.sha256()
+    for part in (chapter.source.read_bytes(), profile.encode(), _tree_hash(library, root).encode(), _tree_hash(data, root).encode()):
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()
+
+
+def executed_dir(root: Path, profile: str) -> Path:
+    """Where stage 1 puts each chapter's run folder."""
+    return root / "_build" / "executed" / profile
+
+
+@dataclass
+class BookSummary:
+    """What :func:`execute_book` did."""
+
+    executed: list[str]
+    reused: list[str]
+    failed: list[str]
+
+
+def _check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"profile {profile!r} is unknown; allowed: {', '.join(PROFILES)}")
+    return profile
+
+
+def _up_to_date(run_dir: Path, key: str | None) -> bool:
+    """Whether the chapter in ``run_dir`` finished (stamped) — from inputs ``key``, unless ``key`` is None."""
+    from equiv.batch.state import read_json, read_manifest
+
+    stamp = read_json(run_dir / INPUTS_FILE) or {}
+    manifest = read_manifest(run_dir) or {}
+    return (manifest.get("status") == "done" and "key" in stamp and (key is None or stamp["key"] == key)
+            and (run_dir / f"{run_dir.name}.ipynb").is_file())
+
+
+def _failure_line(stem: str, run_dir: Path) -> str:
+    from equiv.batch.state import read_manifest
+
+    err = (read_manifest(run_dir) or {}).get("error") or {}
+    where = f"cell [{err.get('exec_count')}]" if err.get("exec_count") is not None else "the kernel"
+    message = " ".join(str(err.get("message", "")).split())[:300]
+    return f"chapter {stem}: {where} raised {err.get('type', 'an error')}: {message} (partial notebook: {run_dir / (stem + '.ipynb')})"
+
+
+def execute_book(root: Path, profile: str, *, jobs: int = 1, threads: int | None = None, progress: bool = True,
+                 only: Sequence[str] | None = None) -> BookSummary:
+    """Stage 1: execute every notebook chapter whose inputs changed (see the module docstring).
+
+    ``only`` restricts the build to those chapter stems (for tests). Raises :class:`BookBuildError` naming
+    every failed chapter after all chapters that could run have run."""
+    from equiv.batch.execute import RunTask
+    from equiv.batch.local import run_local
+    from equiv.batch.progress import GridProgress
+
+    root = Path(root).resolve()
+    _check_profile(profile)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs={jobs!r} is not allowed; allowed: a whole number >= 1")
+    pages = [c for c in chapters(root) if c.notebook and (only is None or c.stem in only)]
+    base = executed_dir(root, profile)
+    summary = BookSummary([], [], [])
+    phases: list[list[tuple[Chapter, str]]] = [[], []]
+    for chapter in pages:
+        key = inputs_key(root, chapter, profile)
+        run_dir = base / chapter.stem
+        if _up_to_date(run_dir, key):
+            summary.reused.append(chapter.stem)
+            continue
+        (run_dir / "manifest.json").unlink(missing_ok=True)  # inputs changed, or never finished: run again
+        (run_dir / INPUTS_FILE).unlink(missing_ok=True)
+        phases[chapter.stem in LAST].append((chapter, key))
+    bar = GridProgress(f"book ({profile})", sum(map(len, phases)), already_done=len(summary.reused),
+                       enabled=progress and any(phases))
+    failed_lines = []
+    try:
+        for phase in phases:
+            if not phase:
+                continue
+            if failed_lines:  # the ledger reads the other chapters: do not run it on a partial book
+                break
+            tasks = [RunTask(grid=f"book-{profile}", run_id=c.stem, run_dir=str(base / c.stem), notebook=str(c.source),
+                             notebook_key=c.source.relative_to(root).as_posix(), parameters={"profile": profile},
+                             profile=profile, wait_for_lock=False) for c, _ in phase]
+            outcomes = {o.run_id: o for o in run_local(tasks, jobs=jobs, progress=bar, threads=threads)}
+            for chapter, key in phase:
+                outcome = outcomes.get(chapter.stem)
+                if outcome is not None and outcome.status in ("done", "skipped"):
+                    atomic_write_json(base / chapter.stem / INPUTS_FILE, {"key": key, "profile": profile})
+                    summary.executed.append(chapter.stem)
+                else:
+                    summary.failed.append(chapter.stem)
+                    failed_lines.append(_failure_line(chapter.stem, base / chapter.stem))
+    finally:
+        bar.close()
+    if failed_lines:
+        raise BookBuildError("; ".join(failed_lines))
+    return summary
+
+
+def assemble_site(root: Path, profile: str) -> Path:
+    """Stage 2a: ``_build/site/<profile>/`` with the executed notebooks (every one must be there and done), the
+    Markdown pages, ``_toc.yml``, the bibliography and a configuration that executes nothing."""
+    from equiv.book_site import write_site_config
+
+    root = Path(root).resolve()
+    _check_profile(profile)
+    site = root / "_build" / "site" / profile
+    if site.exists():
+        shutil.rmtree(site)
+    (site / "book").mkdir(parents=True)
+    base = executed_dir(root, profile)
+    missing = []
+    for chapter in chapters(root):
+        target = site / chapter.source.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not chapter.notebook:
+            shutil.copy2(chapter.source, target)
+            continue
+        executed = base / chapter.stem / f"{chapter.stem}.ipynb"
+        if not _up_to_date(base / chapter.stem, None):  # what stage 1 finished (run elsewhere, for PROFILE=paper)
+            missing.append(chapter.stem)
+            continue
+        shutil.copy2(executed, target)
+    if missing:
+        raise BookBuildError(f"chapters not executed at profile {profile}: "
+                             f"{', '.join(missing)}; run `equiv book --profile {profile}` (stage 1) first")
+    for name in ("_toc.yml", "references.bib"):
+        if (root / name).is_file():
+            shutil.copy2(root / name, site / name)
+    write_site_config(root / "_config.yml", site / "_config.yml", root, execute=False)
+    return site
+
+
+def render_site(root: Path, profile: str, *, flags: Sequence[str] = ("-W", "--keep-going")) -> Path:
+    """Stage 2: assemble the site and render it with Jupyter Book into ``_build/html``; returns that folder.
+    Raises :class:`BookBuildError` when Jupyter Book fails (its output has the warnings)."""
+    root = Path(root).resolve()
+    site = assemble_site(root, profile)
+    jb = Path(sys.executable).with_name("jupyter-book")
+    command = [str(jb) if jb.is_file() else "jupyter-book", "build", str(site), "--path-output", str(root),
+               "--builder", "html", *flags]
+    done = subprocess.run(command, cwd=root, env={**os.environ, "EQUIV_PROFILE": profile})
+    if done.returncode != 0:
+        raise BookBuildError(f"jupyter-book build failed (exit {done.returncode}) on {site}; its output above has the warnings")
+    (root / "_build" / ".book-profile").write_text(profile + "\n")
+    return root / "_build" / "html"
+
+
+def cmd_book(args) -> int:
+    """``equiv book``: stage 1 then stage 2 (or one of them)."""
+    root = Path(args.root).resolve()
+    if not args.render_only:
+        s = execute_book(root, args.profile, jobs=args.jobs, threads=args.threads, progress=not args.no_progress)
+        print(f"equiv book: stage 1 at profile {args.profile}: {len(s.executed)} chapter(s) executed, "
+              f"{len(s.reused)} unchanged", file=sys.stderr)
+    if not args.execute_only:
+        html = render_site(root, args.profile)
+        print(f"equiv book: rendered {html / 'index.html'}", file=sys.stderr)
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``book`` to the ``equiv`` command line."""
+    from equiv.batch.cli import _positive_int
+
+    p = subparsers.add_parser("book", help="build the website: execute the chapters with papermill, then render them",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("--profile", default=os.environ.get("EQUIV_PROFILE") or "book", choices=PROFILES,
+                   help="the profile every chapter runs at (default: $EQUIV_PROFILE, else book)")
+    p.add_argument("--jobs", "-j", type=_positive_int, default=1, help="chapters executed at once (default 1)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads per chapter (default: cores // jobs)")
+    p.add_argument("--root", default=".", help="the repository (default: .)")
+    stage = p.add_mutually_exclusive_group()
+    stage.add_argument("--execute-only", action="store_true", help="stage 1 only")
+    stage.add_argument("--render-only", action="store_true", help="stage 2 only (the chapters must be executed)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_book)
