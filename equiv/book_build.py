@@ -220,6 +220,8 @@ def assemble_site(root: Path, profile: str) -> Path:
     for name in ("_toc.yml", "references.bib"):
         if (root / name).is_file():
             shutil.copy2(root / name, site / name)
+    if (root / "_static").is_dir():  # the site's CSS (Jupyter Book adds every _static/*.css)
+        shutil.copytree(root / "_static", site / "_static")
     write_site_config(root / "_config.yml", site / "_config.yml", root, execute=False)
     return site
 

@@ -48,6 +48,7 @@ from equiv.book_site import repository_url  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
+WINDOW_WIDTH = 1300  # the reader's window the layout checks (figure widths, ledger without scrolling) assume
 GLUE_ROLE = re.compile(r"\{glue(?::(?:text|any|md))?\}`[^`]+`")
 # the organisation of the repository URL that _config.yml once made up: no link of the site may name it
 MADE_UP_OWNER = "equiv-companion"
@@ -146,7 +147,7 @@ def visits(browser_binary, base_url):
     pages = _toc_pages()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     reports: dict[str, dict] = {}
-    with Chromium(browser_binary, allowed_origin=base) as browser:
+    with Chromium(browser_binary, allowed_origin=base, width=WINDOW_WIDTH) as browser:
         for page in pages:
             url = urljoin(base, f"{page}.html")
             browser.exceptions.clear()
@@ -177,6 +178,13 @@ def visits(browser_binary, base_url):
                     repo_buttons: hrefs('a.btn-source-repository-button, a.btn-source-issues-button, '
                                         + 'a.btn-source-edit-button, a.btn-source-file-button'),
                     downloads: hrefs('a[href*="/_sources/"]'),
+                    figures: Array.from(document.querySelectorAll('.cell_output img')).map(i => ({
+                        src: i.currentSrc || i.src, width: i.getBoundingClientRect().width,
+                        room: (i.closest('.cell_output') || main).getBoundingClientRect().width})),
+                    scrolling_tables: Array.from(document.querySelectorAll('.cell_output table'))
+                        .filter(t => t.scrollWidth > (t.parentElement.clientWidth + 1)
+                                     || t.getBoundingClientRect().right > main.getBoundingClientRect().right + 1)
+                        .map(t => t.querySelector('th') ? t.querySelector('th').textContent.trim() : '?'),
                 };
             })()""")
             report["exceptions"] = [e for e in browser.exceptions if e.startswith(base)]
@@ -327,3 +335,18 @@ def test_search_finds_pages(visits) -> None:
     assert all(u.startswith(base) for u in search["equivariance"])
     assert any("sampling_grids" in u for u in search["ceil"]), \
         f"searching for 'ceil' should find the sampling-grids chapter, got {search['ceil']}"
+
+
+def test_figures_use_the_full_content_width(visits) -> None:
+    reports, _, _ = visits
+    narrow = [f"{page}: {f['src'].rsplit('/', 1)[-1]} {f['width']:.0f} of {f['room']:.0f} px"
+              for page, r in reports.items() for f in r["figures"] if f["width"] < 0.95 * f["room"]]
+    assert sum(len(r["figures"]) for r in reports.values()) > 0, "no figures found on any page"
+    assert not narrow, f"figures narrower than the content at a {WINDOW_WIDTH}-px window: {narrow}"
+
+
+def test_claims_ledger_fits_without_horizontal_scrolling(visits) -> None:
+    reports, _, _ = visits
+    ledger = reports["book/claims_ledger"]
+    assert ledger["scrolling_tables"] == [], \
+        f"the ledger's tables scroll sideways at a {WINDOW_WIDTH}-px window: {ledger['scrolling_tables']}"

@@ -87,11 +87,13 @@ def test_a_failing_cell_fails_the_build_names_the_cell_and_keeps_the_partial_not
 
 def test_stage_two_assembles_executed_notebooks_with_execution_off(book: Path) -> None:
     (book / "_config.yml").write_text(yaml.safe_dump({"title": "t", "execute": {"execute_notebooks": "cache", "timeout": 900}}))
+    (book / "_static").mkdir()
+    (book / "_static" / "site.css").write_text("img { width: 100%; }\n")
     execute_book(book, "smoke", jobs=2, threads=1, progress=False)
     site = assemble_site(book, "smoke")
     config = yaml.safe_load((site / "_config.yml").read_text())
     assert config["execute"]["execute_notebooks"] == "off"
-    assert (site / "book" / "intro.md").is_file() and (site / "_toc.yml").is_file()
+    assert (site / "book" / "intro.md").is_file() and (site / "_toc.yml").is_file() and (site / "_static" / "site.css").is_file()
     executed = nbformat.read(site / "book" / "beta.ipynb", as_version=4)
     assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
 
