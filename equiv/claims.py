@@ -89,7 +89,7 @@ PROBE_MARGIN = 0.1  #: C5 probe: the approximate loss must end this far below ln
 PROBE_GAP_TOL = 1e-5  #: C5 probe: float32 logits of x and rot90(x) this close count as identical
 #: the table of each experiment's result that the evidence reads
 TABLES = {"rotated_mnist": "accuracy", "layerwise_equivariance": "errors", "classification_benchmark": "summary",
-          "learning_unequivariance": "loss"}
+          "learning_unequivariance": "loss", "architectures": "verdicts"}
 _MODEL = {"rotated_mnist": "p4cnn", "layerwise_equivariance": "p4cnn", "classification_benchmark": "resnet44"}
 _RANK = {"smoke": 0, "book": 1, "paper": 2}
 #: the key of ``claims_ledger``'s ``results`` under which the study's judged rules arrive (:func:`equiv.study.judge_all`)
@@ -132,6 +132,16 @@ EVIDENCE: tuple[Evidence, ...] = (
              "For every seed and training regime, the exact P4 model's test accuracies at 0°, 90°, 180° and 270° "
              "are identical (spread 0 after rounding to 1e-6) and every approximate P4 model's are not (spread > 0).",
              ""),
+    Evidence("C2-architectures", "C2", "architectures", "architectures",
+             "P4CNN, ResNet-44, ResNet-18 and torchvision ResNet-18 over P4: predictor verdicts over input sizes, "
+             "layer-wise errors at initialisation (float64)", "smoke",
+             "For every architecture of the table (all four must be present): the predictor's verdict at every "
+             "checked size is the paper's (P4CNN exact iff N even; ResNet-44 iff N ≡ 1 (mod 4); ResNet-18 iff "
+             "N ≡ 1 (mod 8); torchvision ResNet-18 iff N ≡ 1 (mod 32)), some exact and some approximate size are "
+             f"one pixel apart, and at the measured pair the network's largest layer error is ≤ {EXACT_TOL:g} at "
+             f"the exact size for every backend and ≥ {BROKEN_MIN:g} at the approximate size for every backend.",
+             "P4CNN exact at 28, ResNet-44 and ResNet-18 at 33 (not CIFAR's 32), torchvision ResNet-18 at 225 "
+             "(not 224) (theory)"),
     Evidence("C3-mnist", "C3", "rotated_mnist", "rotated_mnist",
              "rotated MNIST, upright training: mean accuracy over all test angles", "data",
              "Upright training; for each approximate P4 size s: mean over seeds of the accuracy over all test angles "
@@ -228,6 +238,11 @@ def describe_scale(experiment: str, table: pd.DataFrame) -> str:
                 f"{p.get('model')} width {p.get('width')}, {p.get('epochs')} epochs")
     if experiment == "learning_unequivariance":
         return f"{prof}: {_seeds(table)} seed(s), {p.get('steps')} SGD steps, glyph {p.get('glyph')!r}"
+    if experiment == "architectures":
+        width = p.get("width") or "each model's default"
+        backends = ", ".join(p.get("backends") or [])
+        return (f"{prof}: {len(p.get('architectures') or [])} architecture(s), {len(table)} (architecture, size) "
+                f"verdicts, width {width}, {p.get('batch')} random image(s), backends {backends}")
     return prof
 
 
@@ -392,6 +407,53 @@ def _rule_c2_layers(errors: pd.DataFrame) -> _Outcome:
     return _Outcome(ok, f"output error at init: {ours}")
 
 
+def _rule_c2_architectures(verdicts: pd.DataFrame) -> _Outcome:
+    """C2 on the ``verdicts`` table of :func:`equiv.experiments.architectures`: expected sizes from its
+    ``ARCHITECTURES`` (not from the table), adjacency of an exact and an approximate size, measured errors."""
+    from equiv.experiments.architectures import ARCHITECTURES
+
+    need = ("architecture", "input_size", "exact", "pair", "worst_error_min", "worst_error_max")
+    missing = [c for c in need if c not in verdicts.columns]
+    if missing:
+        raise ValueError(f"architectures verdicts table lacks column(s) {', '.join(missing)}")
+    known = {a.key: a for a in ARCHITECTURES}
+    unknown = sorted(set(verdicts["architecture"]) - set(known))
+    if unknown:
+        raise ValueError(f"unknown architecture {unknown[0]!r}; the table has {', '.join(known)}")
+    absent = [a.label for a in ARCHITECTURES if a.key not in set(verdicts["architecture"])]
+    if absent:
+        return _Outcome(None, f"needs every architecture of the table; missing {', '.join(absent)}")
+    pairs = verdicts[verdicts["pair"].astype(bool)]
+    unmeasured = [a.label for a in ARCHITECTURES
+                  if pairs.loc[pairs["architecture"] == a.key, "worst_error_min"].isna().all()]
+    if unmeasured:
+        return _Outcome(None, f"needs measured errors at the pair of every architecture; none for "
+                              f"{', '.join(unmeasured)}")
+    ok, parts, n_wrong = True, [], 0
+    for arch in ARCHITECTURES:
+        rows = verdicts[verdicts["architecture"] == arch.key]
+        sizes, exact = rows["input_size"].astype(int), rows["exact"].astype(bool)
+        wrong = sorted(int(n) for n, e in zip(sizes, exact) if e != arch.expected_exact(n))
+        exact_sizes, approx_sizes = set(sizes[exact]), set(sizes[~exact])
+        adjacent = any(n + 1 in approx_sizes or n - 1 in approx_sizes for n in exact_sizes)
+        pair = rows[rows["pair"].astype(bool)]
+        pe, pa = pair[pair["exact"].astype(bool)], pair[~pair["exact"].astype(bool)]
+        measured = bool(len(pe) and len(pa) and (pe["worst_error_max"] <= EXACT_TOL).all()
+                        and (pa["worst_error_min"] >= BROKEN_MIN).all())
+        ok &= not wrong and adjacent and measured
+        n_wrong += len(wrong)
+        at_exact, at_approx = (", ".join(str(int(n)) for n in frame["input_size"]) for frame in (pe, pa))
+        part = (f"{arch.label}: exact at {at_exact} (≤ {pe['worst_error_max'].max():.1e}), "
+                f"approximate at {at_approx} (≥ {pa['worst_error_min'].min():.2f})")
+        if wrong:
+            part += f"; verdict not the paper's at {', '.join(map(str, wrong))}"
+        if not adjacent:
+            part += "; no exact size one pixel from an approximate one"
+        parts.append(part)
+    verdict = f"{len(verdicts) - n_wrong} of {len(verdicts)} verdicts as the paper says; "
+    return _Outcome(ok, verdict + "; ".join(parts))
+
+
 def _rule_c2_mnist(frame: pd.DataFrame) -> _Outcome:
     spread = ref.right_angle_spread(frame)
     spread = spread[spread["group"] == "p4"].copy()
@@ -491,7 +553,8 @@ def _rule_c5_layers(errors: pd.DataFrame) -> _Outcome:
 
 
 _RULES: dict[str, Callable[[pd.DataFrame], _Outcome]] = {
-    "C1-layers": _rule_c1, "C2-layers": _rule_c2_layers, "C2-mnist": _rule_c2_mnist, "C3-mnist": _rule_c3_mnist,
+    "C1-layers": _rule_c1, "C2-layers": _rule_c2_layers, "C2-mnist": _rule_c2_mnist,
+    "C2-architectures": _rule_c2_architectures, "C3-mnist": _rule_c3_mnist,
     "C3-benchmark": _rule_c3_benchmark, "C4-mnist": _rule_c4_mnist, "C4-benchmark": _rule_c4_benchmark,
     "C5-probe": _rule_c5_probe, "C5-layers": _rule_c5_layers,
 }
@@ -643,7 +706,9 @@ def gather_results(profile: str | None = None, *, experiments: Mapping[str, Mapp
     ``prefer_collected``), else ``run_experiment(name, {"profile": profile, **experiments[name]})`` — the
     chapters' defaults, so with the result cache this loads what the chapters computed instead of retraining.
     """
-    from equiv.experiments import resolve_profile, run_experiment
+    import inspect
+
+    from equiv.experiments import EXPERIMENTS, resolve_profile, run_experiment
 
     run = run or run_experiment
     profile = resolve_profile(profile)
@@ -654,7 +719,8 @@ def gather_results(profile: str | None = None, *, experiments: Mapping[str, Mapp
         if collected is not None and len(collected):
             out[name] = collected
             continue
-        kwargs = {"progress": False} if name != "learning_unequivariance" else {}
+        takes_progress = "progress" in inspect.signature(EXPERIMENTS[name][0]).parameters
+        kwargs = {"progress": False} if takes_progress else {}  # only to runners that report progress
         result = run(name, {"profile": profile, **dict(extra.get(name, {}))}, **kwargs)
         out[name] = result[table_name]
     out[STUDY_KEY] = study_judgements()

@@ -5,6 +5,7 @@
 ``learning_unequivariance``            C5: a 14-parameter P4 layer tells an image from its rotation
 ``layerwise_equivariance``             C1, C5: per-layer equivariance error over training
 ``classification_benchmark``           C4: ResNet-44 P4/P4M at 32 vs 33, seen / unseen protocol
+``architectures``                      C2: the paper's four networks, exact vs approximate sizes (no training)
 =====================================  ==========================================================
 
 Each runner validates its parameters before any work (:mod:`equiv.experiments.params`), takes a
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+from equiv.experiments.architectures import SPEC as _ARCHITECTURES_SPEC
+from equiv.experiments.architectures import architectures
 from equiv.experiments.benchmark import SPEC as _BENCHMARK_SPEC
 from equiv.experiments.benchmark import classification_benchmark
 from equiv.experiments.cache import run_cached
@@ -37,6 +40,7 @@ __all__ = [
     "learning_unequivariance",
     "layerwise_equivariance",
     "classification_benchmark",
+    "architectures",
     "run_experiment",
     "resolve_params",
     "resolve_profile",
@@ -50,6 +54,7 @@ EXPERIMENTS: dict[str, tuple[Callable[..., ExperimentResult], list[Param]]] = {
     "learning_unequivariance": (learning_unequivariance, _UNEQ_SPEC),
     "layerwise_equivariance": (layerwise_equivariance_experiment, _LAYERWISE_SPEC),
     "classification_benchmark": (classification_benchmark, _BENCHMARK_SPEC),
+    "architectures": (architectures, _ARCHITECTURES_SPEC),
 }
 
 
