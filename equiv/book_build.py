@@ -7,11 +7,12 @@ cell, each chapter's run folder ``_build/executed/<profile>/<chapter>/`` holding
 ``manifest.json`` (provenance, and the failing cell's error) and its ``metrics.json``.
 
 - **Resumable.** A chapter is executed again only when its inputs changed: the notebook's bytes, the profile,
-  the library (every ``equiv/**/*.py``) and the data (every file of ``data/``) — :func:`inputs_key`, stored in
+  the library (every ``equiv/**/*.py``) and the data (every file of ``data/`` outside ``data/results/``, and the
+  committed result folders the notebook declares in its metadata, :func:`chapter_reads`) — :func:`inputs_key`, stored in
   the run folder as ``inputs.json`` once the chapter is done. After a kill, the next build runs only the
   chapters that had not finished.
 - **Order.** The chapters in :data:`LAST` (the claims ledger, which reads the other chapters' results from the
-  result cache) run after every other chapter has finished.
+  result cache) run after every other chapter has finished, and again whenever any other chapter's inputs changed.
 - **Failures.** A failing cell fails the build after the other chapters of its stage have run: one line per
   failed chapter naming the cell (execution count) and its error, and the partial notebook is kept in its run
   folder.
@@ -38,8 +39,9 @@ from typing import Sequence
 import yaml
 
 from equiv.atomic_io import atomic_write_json
+from equiv.validation import is_int
 
-__all__ = ["LAST", "BookBuildError", "Chapter", "chapters", "inputs_key", "executed_dir", "execute_book",
+__all__ = ["LAST", "BookBuildError", "Chapter", "chapters", "chapter_reads", "inputs_key", "executed_dir", "execute_book",
            "assemble_site", "render_site", "BookSummary"]
 
 #: chapters that run only after every other chapter is done (they read the others' results)
@@ -86,10 +88,41 @@ def _tree_hash(paths: Sequence[Path], root: Path) -> str:
     return h.hexdigest()
 
 
+#: results committed by long computations: a chapter depends on a folder of it only if it declares it
+RESULTS = Path("data") / "results"
+
+
+def chapter_reads(root: Path, chapter: Chapter) -> list[Path]:
+    """The committed result folders (or files) under ``data/results/`` that a notebook chapter reads, as
+    declared in its notebook metadata: ``"equiv": {"reads": ["data/results/rotmnist_study", ...]}``.
+
+    Each must lie under ``data/results/`` (it need not exist yet: a collected table that appears later changes
+    the chapter's inputs); anything else is a one-line ValueError naming the chapter."""
+    meta = json.loads(chapter.source.read_text(encoding="utf-8")).get("metadata", {}).get("equiv", {})
+    reads = meta.get("reads", []) if isinstance(meta, dict) else None
+    if not isinstance(reads, list) or not all(isinstance(r, str) for r in reads):
+        raise ValueError(f"chapter {chapter.stem}: metadata equiv.reads is {reads!r}; allowed: a list of paths under {RESULTS.as_posix()}/")
+    out = []
+    for item in reads:
+        path = (root / item).resolve()
+        if not path.is_relative_to((root / RESULTS).resolve()):
+            raise ValueError(f"chapter {chapter.stem}: metadata equiv.reads names {item!r}; allowed: a path under {RESULTS.as_posix()}/")
+        out.append(path)
+    return out
+
+
 def inputs_key(root: Path, chapter: Chapter, profile: str) -> str:
-    """SHA-256 of what a chapter's execution depends on: its notebook, the profile, the library, the data."""
+    """SHA-256 of what a chapter's execution depends on: its notebook, the profile, the library, the data.
+
+    The data are every file of ``data/`` except the committed results under ``data/results/``, plus the result
+    folders the chapter declares (:func:`chapter_reads`): a finished study run changes the chapters that read
+    the study, not the others."""
     library = [p for p in (root / "equiv").rglob("*.py") if "__pycache__" not in p.parts]
-    data = [p for p in (root / "data").rglob("*") if p.is_file()] if (root / "data").is_dir() else []
+    results = (root / RESULTS).resolve()
+    data = [p for p in (root / "data").rglob("*") if p.is_file() and not p.resolve().is_relative_to(results)] \
+        if (root / "data").is_dir() else []
+    for read in chapter_reads(root, chapter):
+        data += [read] if read.is_file() else [p for p in read.rglob("*") if p.is_file()]  # nothing if absent
     h = hashlib.sha256()
     for part in (chapter.source.read_bytes(), profile.encode(), _tree_hash(library, root).encode(), _tree_hash(data, root).encode()):
         h.update(hashlib.sha256(part).digest())
@@ -147,14 +180,17 @@ def execute_book(root: Path, profile: str, *, jobs: int = 1, threads: int | None
 
     root = Path(root).resolve()
     _check_profile(profile)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+    if not is_int(jobs, numpy=False) or jobs < 1:
         raise ValueError(f"jobs={jobs!r} is not allowed; allowed: a whole number >= 1")
     pages = [c for c in chapters(root) if c.notebook and (only is None or c.stem in only)]
     base = executed_dir(root, profile)
     summary = BookSummary([], [], [])
     phases: list[list[tuple[Chapter, str]]] = [[], []]
+    keys = {c.stem: inputs_key(root, c, profile) for c in pages}
+    others = hashlib.sha256("".join(k for s, k in sorted(keys.items()) if s not in LAST).encode()).hexdigest()
     for chapter in pages:
-        key = inputs_key(root, chapter, profile)
+        # a chapter of LAST reads every other chapter's results: it runs again when any of them does
+        key = hashlib.sha256((keys[chapter.stem] + others).encode()).hexdigest() if chapter.stem in LAST else keys[chapter.stem]
         run_dir = base / chapter.stem
         if _up_to_date(run_dir, key):
             summary.reused.append(chapter.stem)
@@ -174,11 +210,16 @@ def execute_book(root: Path, profile: str, *, jobs: int = 1, threads: int | None
             tasks = [RunTask(grid=f"book-{profile}", run_id=c.stem, run_dir=str(base / c.stem), notebook=str(c.source),
                              notebook_key=c.source.relative_to(root).as_posix(), parameters={"profile": profile},
                              profile=profile, wait_for_lock=False) for c, _ in phase]
-            outcomes = {o.run_id: o for o in run_local(tasks, jobs=jobs, progress=bar, threads=threads)}
+            keys = {c.stem: k for c, k in phase}
+
+            def stamp(outcome, keys=keys) -> None:  # at once: a build killed later keeps this chapter
+                if outcome.status in ("done", "skipped") and outcome.run_id in keys:
+                    atomic_write_json(base / outcome.run_id / INPUTS_FILE, {"key": keys[outcome.run_id], "profile": profile})
+
+            outcomes = {o.run_id: o for o in run_local(tasks, jobs=jobs, progress=bar, threads=threads, on_outcome=stamp)}
             for chapter, key in phase:
                 outcome = outcomes.get(chapter.stem)
                 if outcome is not None and outcome.status in ("done", "skipped"):
-                    atomic_write_json(base / chapter.stem / INPUTS_FILE, {"key": key, "profile": profile})
                     summary.executed.append(chapter.stem)
                 else:
                     summary.failed.append(chapter.stem)

@@ -40,6 +40,8 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 
 from equiv import reference as ref
+from equiv.metrics import worst_per_layer
+from equiv.tolerances import ACCURACY_DECIMALS, BROKEN_MIN, EXACT_TOL
 
 __all__ = [
     "CLAIMS",
@@ -83,8 +85,6 @@ CLAIMS = {
 }
 
 K_NOISE = 2.0  #: "more than the seeds' noise" = more than K_NOISE standard errors of the difference
-EXACT_TOL = 1e-12  #: a float64 relative equivariance error at or below this is exact (round-off is ~1e-16)
-BROKEN_MIN = 1e-6  #: at or above this it is broken (ten orders above round-off)
 PROBE_MARGIN = 0.1  #: C5 probe: the approximate loss must end this far below ln 2
 PROBE_GAP_TOL = 1e-5  #: C5 probe: float32 logits of x and rot90(x) this close count as identical
 #: the table of each experiment's result that the evidence reads
@@ -130,7 +130,7 @@ EVIDENCE: tuple[Evidence, ...] = (
     Evidence("C2-mnist", "C2", "rotated_mnist", "rotated_mnist",
              "trained P4CNNs: accuracy at 0°, 90°, 180°, 270°", "smoke",
              "For every seed and training regime, the exact P4 model's test accuracies at 0°, 90°, 180° and 270° "
-             "are identical (spread 0 after rounding to 1e-6) and every approximate P4 model's are not (spread > 0).",
+             f"are identical (spread 0 after rounding to {10.0 ** -ACCURACY_DECIMALS:g}) and every approximate P4 model's are not (spread > 0).",
              ""),
     Evidence("C2-architectures", "C2", "architectures", "architectures",
              "P4CNN, ResNet-44, ResNet-18 and torchvision ResNet-18 over P4: predictor verdicts over input sizes, "
@@ -302,7 +302,7 @@ def layerwise_summary(errors: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"layer-wise errors table lacks column(s) {', '.join(missing)}")
     rows = []
-    per = errors.groupby(["config", "group", "input_size", "epoch", "order", "layer"], sort=True)["error"].max().reset_index()
+    per = worst_per_layer(errors, ["config", "group", "input_size", "epoch", "order", "layer"])
     for (config, group, size), frame in per.groupby(["config", "group", "input_size"], sort=True):
         init = frame[frame["epoch"] == 0].sort_values("order")
         last_epoch = int(frame["epoch"].max())
@@ -460,7 +460,7 @@ def _rule_c2_mnist(frame: pd.DataFrame) -> _Outcome:
     if spread.empty:
         return _Outcome(None, "no P4 runs")
     spread["exact"] = [is_exact("p4", int(s)) for s in spread["input_size"]]
-    spread["right_angle_spread"] = spread["right_angle_spread"].round(6)
+    spread["right_angle_spread"] = spread["right_angle_spread"].round(ACCURACY_DECIMALS)
     e, a = spread[spread["exact"]], spread[~spread["exact"]]
     if e.empty or a.empty:
         return _Outcome(None, "needs an exact and an approximate P4 model")

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import pandas as pd
@@ -20,7 +21,7 @@ from torch import nn
 
 from equiv.metrics import accuracy_vs_rotation
 
-__all__ = ["TEST_ANGLES", "upright_accuracy", "rotation_sweep", "rot90_protocol", "summarize_sweep"]
+__all__ = ["TEST_ANGLES", "upright_accuracy", "rotation_sweep", "rot90_protocol", "summarize_sweep", "contrast_numbers"]
 
 #: The 36 test angles of the rotated-MNIST experiment.
 TEST_ANGLES: tuple[int, ...] = tuple(range(0, 360, 10))
@@ -54,3 +55,21 @@ def rot90_protocol(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     acc = frame["accuracy"].tolist()
     return {"seen": acc[0], "unseen_incl0": sum(acc) / 4, "unseen_excl0": sum(acc[1:]) / 3,
             "acc_90": acc[1], "acc_180": acc[2], "acc_270": acc[3]}
+
+
+def contrast_numbers(contrasts: pd.DataFrame, means: Sequence[str], minima: Sequence[str] = (),
+                     prefix: str = "") -> dict[str, float]:
+    """The key numbers of a table of exact-against-approximate contrasts (one row per approximate size, group, …;
+    e.g. :func:`equiv.claims.rotmnist_contrasts`, :func:`equiv.claims.benchmark_contrasts`).
+
+    ``<prefix><column>``: the mean over the rows of each column of ``means``; ``<prefix><column>_min``: the
+    smallest value of each column of ``minima`` (the smallest gap). Every number is NaN for an empty table (which
+    may lack the columns: the extractors return a bare empty frame when there is nothing to contrast).
+    """
+    empty = contrasts.empty
+    missing = [c for c in (*means, *minima) if c not in contrasts.columns]
+    if missing and not empty:
+        raise ValueError(f"contrast table lacks column(s) {', '.join(missing)}; it has {', '.join(contrasts.columns)}")
+    numbers = {f"{prefix}{c}": math.nan if empty else float(contrasts[c].mean()) for c in means}
+    numbers.update({f"{prefix}{c}_min": math.nan if empty else float(contrasts[c].min()) for c in minima})
+    return numbers

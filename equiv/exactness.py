@@ -38,6 +38,7 @@ from torch.overrides import TorchFunctionMode
 
 from equiv import sampling_grid as sg
 from equiv.groups import Element, Group, get_group
+from equiv.validation import is_int
 
 __all__ = [
     "ExactnessError",
@@ -418,7 +419,7 @@ def _infer_in_channels(model: nn.Module) -> int:
 
 
 def _size_pair(input_size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(input_size, int) and not isinstance(input_size, bool):
+    if is_int(input_size, numpy=False):
         size = (input_size, input_size)
     elif isinstance(input_size, (tuple, list)) and len(input_size) == 2 and all(isinstance(s, int) for s in input_size):
         size = (int(input_size[0]), int(input_size[1]))

@@ -27,6 +27,7 @@ __all__ = [
     "transform_output",
     "equivariance_error",
     "layerwise_equivariance",
+    "worst_per_layer",
     "accuracy_vs_rotation",
     "rotate",
 ]
@@ -168,6 +169,22 @@ def layerwise_equivariance(
             rows.append({"order": pos, "layer": key, "module": module_name,
                          "output_shape": tuple(ref.shape), "element": g.name, "error": rel})
     return pd.DataFrame(rows, columns=["order", "layer", "module", "output_shape", "element", "error"])
+
+
+def worst_per_layer(errors: pd.DataFrame, by: Sequence[str] = ("order", "layer")) -> pd.DataFrame:
+    """The largest error over the group's elements, per layer: ``max_g error(layer, g)``.
+
+    The one reduction of a :func:`layerwise_equivariance` table (or several, stacked with extra key columns such
+    as ``config`` and ``epoch``) to one number per layer, used by the ledger, the experiments and the figures.
+    The identity element, whose error is 0 by construction, is left out where the table has it. ``by`` are the
+    key columns kept (sorted, in that order); returns them and ``error``.
+    """
+    keys = list(by)
+    missing = [c for c in (*keys, "element", "error") if c not in errors.columns]
+    if missing:
+        raise ValueError(f"layer-wise errors table lacks column(s) {', '.join(missing)}; it has {', '.join(errors.columns)}")
+    frame = errors[errors["element"] != "e"]
+    return frame.groupby(keys, as_index=False, sort=True)["error"].max()
 
 
 def accuracy_vs_rotation(

@@ -49,6 +49,8 @@ __all__ = [
     "headline_comparison",
     "right_angle_spread",
     "model_label",
+    "label_models",
+    "beside_reference",
     "collected_path",
     "load_collected",
 ]
@@ -160,10 +162,27 @@ def model_label(group: str, input_size: int, model: str = "p4cnn") -> str:
     return f"{group.upper()} {'exact' if exact else 'approx'} ({input_size})"
 
 
+def label_models(frame: pd.DataFrame, model: str = "p4cnn") -> pd.DataFrame:
+    """``frame`` (any table with ``group`` and ``input_size``) with a column ``model``: :func:`model_label`."""
+    _check_columns(frame, ("group", "input_size"), "table to label")
+    return frame.assign(model=[model_label(g, int(s), model) for g, s in zip(frame["group"], frame["input_size"])])
+
+
+def beside_reference(ours: pd.DataFrame, reference: pd.DataFrame, *, ours_label: str = "ours",
+                     reference_label: str = "paper") -> pd.DataFrame:
+    """The reference's per-angle rows of the training regimes that ``ours`` has, then ours, in one table with a
+    column ``source`` (``reference_label`` / ``ours_label``) and the ``model`` labels of :func:`label_models`."""
+    _check_columns(ours, REQUIRED_COLUMNS, "our per-angle accuracy table")
+    _check_columns(reference, REQUIRED_COLUMNS, "reference per-angle accuracy table")
+    regimes = list(dict.fromkeys(ours["train_rotation"]))
+    both = pd.concat([reference[reference["train_rotation"].isin(regimes)].assign(source=reference_label),
+                      ours.assign(source=ours_label)], ignore_index=True)
+    return label_models(both)
+
+
 def format_headline(table: pd.DataFrame, *, decimals: int = 2) -> pd.DataFrame:
     """:func:`headline_table` as text, ``"97.69 ± 0.17"`` per cell (no ± for a single seed), one row per model."""
-    out = pd.DataFrame({"train_rotation": table["train_rotation"],
-                        "model": [model_label(g, int(s)) for g, s in zip(table["group"], table["input_size"])],
+    out = pd.DataFrame({"train_rotation": table["train_rotation"], "model": label_models(table)["model"],
                         "seeds": table["n_seeds"]})
     for m in METRICS:
         out[METRIC_TITLES[m]] = [f"{a:.{decimals}f}" + (f" ± {b:.{decimals}f}" if n > 1 else "")

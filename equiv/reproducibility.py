@@ -12,12 +12,14 @@ import random
 import numpy as np
 import torch
 
+from equiv.validation import is_int
+
 __all__ = ["seed_everything", "make_generator"]
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> torch.Generator:
     """Seed every RNG and (by default) force deterministic kernels; return a seeded CPU generator."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+    if not is_int(seed, numpy=False) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)

@@ -7,13 +7,19 @@ window ``n − 1 − j`` (with the same weights, divisor, padding). This module 
 PyTorch's convolutions, max/avg pooling (floor and ceil mode, padding, dilation, ``count_include_pad``),
 adaptive pooling and strided slicing, and decides symmetry by comparing them — no closed formula is
 trusted. For floor mode it agrees with the paper's rule ``r = (N + 2p − d(k−1) − 1) mod s == 0``.
+
+:func:`rotated_centres` lays one grid out on a square image and on its 90° rotation, for the window diagram of
+the sampling-grids chapter (:func:`equiv.figures.sampling_grids.window_diagram`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["AxisGrid", "conv_grid", "pool_grid", "adaptive_grid", "slice_grid", "leftover", "output_size"]
+import pandas as pd
+
+__all__ = ["AxisGrid", "conv_grid", "pool_grid", "adaptive_grid", "slice_grid", "leftover", "output_size",
+           "window_centres", "rotated_centres"]
 
 Window = tuple[tuple[int, ...], float]  # (input indices read, divisor or 1)
 
@@ -118,3 +124,36 @@ def slice_grid(n: int, start: int | None, stop: int | None, step: int | None) ->
     lo, hi = min(idx), max(idx)
     return AxisGrid(n, tuple(((i,), 1.0) for i in idx), (n - 1 - hi) - lo)
 
+
+
+def window_centres(grid: AxisGrid) -> tuple[float, ...]:
+    """The centre of every window of ``grid`` on its axis, in output order (padding positions included, so the
+    centre of a 3-window at ``-1, 0, 1`` is 0)."""
+    return tuple(sum(points) / len(points) for points, _ in grid.windows)
+
+
+def rotated_centres(layer: str, grid: AxisGrid, padding: int = 0) -> pd.DataFrame:
+    """Where a layer with ``grid`` on both axes of a square input ``x`` samples, on ``x`` and on ``r·x``.
+
+    ``r`` is the 90° rotation: pixel ``(i, j)`` of ``r·x = rot90(x)`` is pixel ``(j, N − 1 − i)`` of ``x``, and
+    every position on ``r·x`` is mapped back onto ``x`` by ``r⁻¹``. The grid is mirror-symmetric iff the two
+    sets of centres coincide.
+
+    Returns one row per (image, output row, output column): ``layer``, ``N``, ``padding``, ``leftover``,
+    ``symmetric``, ``image`` (``"x"`` or ``"r·x"``), ``row``, ``col`` (the window centre in pixel
+    coordinates of ``x``; halves for windows of even size) and ``first_row_lo`` / ``first_row_hi`` /
+    ``first_col_lo`` / ``first_col_hi`` (the window of the first output on that image, mapped onto ``x``).
+    """
+    n = grid.n_in
+    centres = window_centres(grid)
+    first = grid.windows[0][0]
+    lo, hi = min(first), max(first)
+    common = {"layer": layer, "N": n, "padding": padding, "leftover": grid.leftover, "symmetric": grid.symmetric}
+    rows = []
+    for i in centres:
+        for j in centres:
+            rows.append({**common, "image": "x", "row": i, "col": j, "first_row_lo": lo, "first_row_hi": hi,
+                         "first_col_lo": lo, "first_col_hi": hi})
+            rows.append({**common, "image": "r·x", "row": j, "col": n - 1 - i, "first_row_lo": lo,
+                         "first_row_hi": hi, "first_col_lo": n - 1 - hi, "first_col_hi": n - 1 - lo})
+    return pd.DataFrame(rows)

@@ -12,21 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from equiv.validation import is_int
+
 __all__ = ["MAX_SEED", "SEEDS_HELP", "seed_list", "is_seed_spec"]
 
 MAX_SEED = 2**32 - 1  #: numpy's seeding takes 0 .. 2**32 - 1
 SEEDS_HELP = "a count n >= 1 (seeds 1..n) or a list of seeds >= 0"
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def is_seed_spec(value: Any) -> bool:
     """Whether ``value`` is a count >= 1 or a non-empty list of seeds in 0..MAX_SEED."""
-    if _is_int(value):
+    if is_int(value, numpy=False):
         return 1 <= value <= MAX_SEED
-    return isinstance(value, list) and bool(value) and all(_is_int(s) and 0 <= s <= MAX_SEED for s in value)
+    return isinstance(value, list) and bool(value) and all(is_int(s, numpy=False) and 0 <= s <= MAX_SEED for s in value)
 
 
 def seed_list(value: Any) -> list[int]:
@@ -34,4 +32,4 @@ def seed_list(value: Any) -> list[int]:
     one-line ValueError."""
     if not is_seed_spec(value):
         raise ValueError(f"seeds={value!r} is invalid; allowed: {SEEDS_HELP}")
-    return list(range(1, value + 1)) if _is_int(value) else list(value)
+    return list(range(1, value + 1)) if is_int(value, numpy=False) else list(value)

@@ -40,6 +40,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from equiv.tolerances import ACCURACY_DECIMALS
+
 __all__ = [
     "Gates",
     "GATES",
@@ -190,7 +192,7 @@ def _run_metrics(run: pd.DataFrame) -> dict[str, float]:
         out["bias_gain"] = float(np.mean([acc[a] for a in _NEAR_45]) - np.mean([acc[a] for a in _NEAR_225]))
     else:
         out["bias_gain"] = math.nan
-    shifted = [round(acc[a], 6) == round(acc[(a + 90.0) % 360], 6) for a in acc if (a + 90.0) % 360 in acc]
+    shifted = [round(acc[a], ACCURACY_DECIMALS) == round(acc[(a + 90.0) % 360], ACCURACY_DECIMALS) for a in acc if (a + 90.0) % 360 in acc]
     out["periodic"] = bool(shifted) and all(shifted)
     return out
 

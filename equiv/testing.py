@@ -36,6 +36,8 @@ from equiv.exactness import ExactnessError, ExactnessReport, check, exact_neighb
 from equiv.exactness_fixes import fix_hints, unfixable_layers
 from equiv.groups import Group, get_group
 from equiv.metrics import transform_input, transform_output
+from equiv.tolerances import ASSERT_ATOL
+from equiv.validation import is_finite_real
 
 __all__ = ["assert_exact", "assert_equivariant", "equivariance_errors"]
 
@@ -115,7 +117,7 @@ def equivariance_errors(model: nn.Module, x: torch.Tensor, group: str | Group = 
     return pd.DataFrame(rows, columns=["element", "index", "max_abs", "scale", "relative"])
 
 
-def assert_equivariant(model: nn.Module, x: torch.Tensor, group: str | Group = "p4", atol: float = 1e-10, *,
+def assert_equivariant(model: nn.Module, x: torch.Tensor, group: str | Group = "p4", atol: float = ASSERT_ATOL, *,
                        rtol: float = 0.0) -> pd.DataFrame:
     """Fail unless ``max|f(g·x) − g·f(x)| ≤ atol + rtol·max|g·f(x)|`` for every ``g`` (float64, eval mode).
 
@@ -124,7 +126,7 @@ def assert_equivariant(model: nn.Module, x: torch.Tensor, group: str | Group = "
     use instead (or says that the sampling grids are exact, so the weights or another op are to blame).
     """
     for name, value in (("atol", atol), ("rtol", rtol)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        if not is_finite_real(value, numpy=False) or value < 0:
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     grp = get_group(group)
     errors = equivariance_errors(model, x, grp)

@@ -21,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from equiv.reproducibility import make_generator, seed_everything
+from equiv.validation import is_int, is_real
 
 __all__ = ["History", "fit", "evaluate", "resolve_device", "OPTIMIZERS", "SCHEDULES"]
 
@@ -61,8 +62,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 
 def _check_positive(name: str, value: Any, kind: type = int) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else \
-        isinstance(value, int) and not isinstance(value, bool)
+    ok = is_real(value, numpy=False) if kind is float else is_int(value, numpy=False)
     if not ok or value <= 0:
         raise ValueError(f"{name} must be a positive {kind.__name__}, got {value!r}")
 

@@ -24,7 +24,7 @@ import nbformat
 
 CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
 KEEP_CELL_METADATA = ("tags", "mystnb")
-KEEP_NB_METADATA = ("kernelspec", "language_info", "mystnb")
+KEEP_NB_METADATA = ("kernelspec", "language_info", "mystnb", "equiv")  # equiv.reads: see equiv.book_build.chapter_reads
 
 __all__ = ["CHECK_OUTPUT", "strip", "execute", "is_stripped"]
 

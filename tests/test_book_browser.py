@@ -38,11 +38,11 @@ from pathlib import Path
 from urllib.parse import urldefrag, urljoin
 
 import pytest
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from book_browser import CDPError, Chromium, check_site_links, find_chromium, serve  # noqa: E402
 
+from equiv.book_build import chapters  # noqa: E402
 from equiv.book_site import repository_url  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,13 +58,7 @@ pytestmark = pytest.mark.timeout(1800)
 
 def _toc_pages() -> list[str]:
     """Document names of the table of contents, in order (``book/intro``, ``book/sampling_grids``, ...)."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-    for chapter in toc.get("chapters", []):
-        pages.append(chapter["file"])
-    for part in toc.get("parts", []):
-        pages.extend(c["file"] for c in part.get("chapters", []))
-    return [p.removesuffix(".md").removesuffix(".ipynb") for p in pages]
+    return [c.source.relative_to(ROOT).with_suffix("").as_posix() for c in chapters(ROOT)]
 
 
 def _source(page: str) -> Path:

@@ -61,9 +61,38 @@ def test_stage_one_executes_in_order_then_reuses_and_reruns_only_what_changed(bo
     assert again.executed == [] and sorted(again.reused) == ["alpha", "beta", "claims_ledger"]
     _notebook(book / "book" / "beta.ipynb", "x = 2 + 2", "print(x)")
     third = execute_book(book, "smoke", jobs=1, threads=1, progress=False)
-    assert third.executed == ["beta"] and "4" in _output(book, "beta")
+    # the changed chapter, and the ledger, which reads every chapter's results; alpha is not executed again
+    assert third.executed == ["beta", "claims_ledger"] and "4" in _output(book, "beta")
     (book / "data" / "x.csv").write_text("a\n2\n")  # the data changed: every chapter depends on it
     assert sorted(execute_book(book, "smoke", jobs=2, threads=1, progress=False).executed) == ["alpha", "beta", "claims_ledger"]
+
+
+def _declare_reads(path: Path, reads) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["equiv"] = {"reads": reads}
+    nbformat.write(nb, path)
+
+
+def test_committed_results_change_only_the_chapters_that_declare_them(book: Path) -> None:
+    (book / "data" / "results" / "study").mkdir(parents=True)
+    (book / "data" / "results" / "study" / "run1.json").write_text("{}")
+    _declare_reads(book / "book" / "beta.ipynb", ["data/results/study"])
+    _declare_reads(book / "book" / "claims_ledger.ipynb", ["data/results"])
+    execute_book(book, "smoke", jobs=2, threads=1, progress=False)
+    (book / "data" / "results" / "study" / "run2.json").write_text("{}")  # a study run finished and was committed
+    again = execute_book(book, "smoke", jobs=2, threads=1, progress=False)
+    assert again.executed == ["beta", "claims_ledger"] and again.reused == ["alpha"]
+    (book / "data" / "results" / "other.csv").write_text("a\n")  # read by the ledger only
+    assert execute_book(book, "smoke", jobs=1, threads=1, progress=False).executed == ["claims_ledger"]
+    (book / "data" / "x.csv").write_text("a\n3\n")  # data outside data/results/: every chapter
+    assert sorted(execute_book(book, "smoke", jobs=2, threads=1, progress=False).executed) == ["alpha", "beta", "claims_ledger"]
+
+
+@pytest.mark.parametrize("reads", [["data/elsewhere"], ["../outside"], "data/results", [3]])
+def test_declared_reads_outside_the_results_are_refused(book: Path, reads) -> None:
+    _declare_reads(book / "book" / "beta.ipynb", reads)
+    with pytest.raises(ValueError, match=r"^chapter beta: metadata equiv\.reads (names|is) .*; allowed: (a path|a list of paths) under data/results/$"):
+        execute_book(book, "smoke", jobs=1, threads=1, progress=False)
 
 
 def test_an_interrupted_chapter_runs_again(book: Path) -> None:
@@ -108,3 +137,64 @@ def test_inputs_key_and_arguments(book: Path) -> None:
     (book / "_toc.yml").write_text(yaml.safe_dump({"root": "book/intro", "chapters": [{"file": "book/missing"}]}))
     with pytest.raises(FileNotFoundError, match="lists 'book/missing'"):
         chapters(book)
+
+
+def _kill_kernels_of(folder: Path) -> None:
+    """SIGKILL any process whose command line names ``folder``: kernels run in their own session, so killing
+    the build's process group leaves them behind (idle, their cell released)."""
+    import os
+    import signal
+
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(folder) in cmdline and int(proc.name) != os.getpid():
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def test_sigkill_mid_build_then_rebuild_reuses_the_finished_chapters(book: Path) -> None:
+    """A real SIGKILL of the whole build (process group) while a chapter runs: the next build executes only the
+    chapters that had not finished."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    hold, started = book / "hold", book / "gamma-started"
+    hold.write_text("")
+    _notebook(book / "book" / "gamma.ipynb", "import os, time",
+              f"open({str(started)!r}, 'w').write('x')\nwhile os.path.exists({str(hold)!r}):\n    time.sleep(0.1)")
+    toc = yaml.safe_load((book / "_toc.yml").read_text())
+    toc["chapters"] = [{"file": "book/alpha"}, {"file": "book/beta"}, {"file": "book/gamma"}]
+    (book / "_toc.yml").write_text(yaml.safe_dump(toc))
+    code = ("from pathlib import Path; from equiv.book_build import execute_book; "
+            f"execute_book(Path({str(book)!r}), 'smoke', jobs=1, threads=1, progress=False)")
+    log = book / "build.log"
+    with log.open("w") as out:
+        build = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=out, stderr=out)
+    done_stamps = [executed_dir(book, "smoke") / s / "inputs.json" for s in ("alpha", "beta")]
+    try:
+        deadline = time.monotonic() + 300
+        while not (started.is_file() and all(p.is_file() for p in done_stamps)):
+            assert build.poll() is None, f"the build ended before it could be killed:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"the build never reached the held chapter:\n{log.read_text()[-3000:]}"
+            time.sleep(0.2)
+        os.killpg(build.pid, signal.SIGKILL)
+        build.wait(timeout=60)
+    finally:
+        hold.unlink(missing_ok=True)  # releases the held cell of any kernel that outlived its killed parent
+        if build.poll() is None:
+            os.killpg(build.pid, signal.SIGKILL)
+        _kill_kernels_of(book)
+    assert build.returncode == -signal.SIGKILL
+    assert not (executed_dir(book, "smoke") / "gamma" / "inputs.json").exists()
+    again = execute_book(book, "smoke", jobs=1, threads=1, progress=False)
+    assert again.executed == ["gamma"] and sorted(again.reused) == ["alpha", "beta"]

@@ -47,6 +47,7 @@ import yaml
 from equiv.batch.metrics import PROFILE_ENV
 from equiv.batch.runid import canonical_json, run_id
 from equiv.seeds import MAX_SEED as _SEEDS_MAX
+from equiv.validation import KindError, coerce, conforms, is_int, kind_of
 
 __all__ = [
     "GridError",
@@ -73,13 +74,13 @@ __all__ = [
 ALLOWED_KEYS = ("name", "description", "notebook", "parameters", "axes", "seeds", "profile", "profiles", "slurm", "results")
 PROFILE_KEYS = ("parameters", "axes", "seeds")
 # slurm: key -> (accepted types, smallest value)
-SLURM_KEYS: dict[str, tuple[tuple[type, ...], float | None]] = {
-    "partition": ((str,), None),
-    "gpus_per_run": ((int,), 0),
-    "cpus_per_run": ((int,), 1),
-    "time_limit_min": ((int,), 1),
-    "array_parallelism": ((int,), 1),
-    "mem_gb": ((int, float), 0),
+SLURM_KEYS: dict[str, tuple[str, float | None]] = {  # key: (kind (equiv.validation), least value or None)
+    "partition": ("str", None),
+    "gpus_per_run": ("int", 0),
+    "cpus_per_run": ("int", 1),
+    "time_limit_min": ("int", 1),
+    "array_parallelism": ("int", 1),
+    "mem_gb": ("float", 0),  # an int or a float
 }
 SEED_PARAMETER = "seed"  # the notebook parameter that receives each value of `seeds`
 SEEDS_PARAMETER = "seeds"  # ... or, for a notebook without `seed`, this one, as a one-seed list [s]
@@ -314,30 +315,17 @@ def _check_json(source: str, where: str, value: Any) -> None:
 
 def _coerce(source: str, where: str, value: Any, expected: type | None, notebook_key: str) -> Any:
     """Check ``value`` against the default's type; an int may go where a float is (made a float)."""
-    if expected is None:
+    kind = kind_of(expected)
+    if expected is None or kind is None:  # no default, or complex, bytes, ...: cannot come from YAML and JSON; accept and let the notebook judge
         return value
-    ok: bool
-    if expected is bool:
-        ok = isinstance(value, bool)
-    elif expected is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif expected is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok:
-            value = float(value)
-    elif expected in (list, tuple):
-        ok = isinstance(value, list)
-    elif expected in (str, dict):
-        ok = isinstance(value, expected)
-    else:  # complex, bytes, ...: cannot come from YAML and JSON; accept and let the notebook judge
-        return value
-    if not ok:
+    try:
+        return coerce(value, kind)
+    except KindError:
         allowed = "int or float" if expected is float else expected.__name__
         raise _fail(
             source,
             f"{where} = {_short(value)} is {type(value).__name__}, but the default in {notebook_key} is {expected.__name__} (allowed: {allowed})",
-        )
-    return value
+        ) from None
 
 
 def _mapping(source: str, key: str, value: Any) -> dict[str, Any]:
@@ -355,7 +343,7 @@ def _seeds(source: str, where: str, value: Any) -> Sequence[int] | None:
     """The seeds as a sequence; a count stays a ``range``, so that a huge count costs nothing until counted."""
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_int(value, numpy=False):
         if value < 1:
             raise _fail(source, f"{where} is {value}: the grid is empty; give a count >= 1 or a list of seeds")
         return range(1, value + 1)  # the one seed convention (equiv.seeds): a count n means seeds 1..n
@@ -363,7 +351,7 @@ def _seeds(source: str, where: str, value: Any) -> Sequence[int] | None:
         if not value:
             raise _fail(source, f"{where} is an empty list: the grid is empty; give a count >= 1 or a list of seeds")
         for s in value:
-            if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= MAX_SEED:
+            if not is_int(s, numpy=False) or not 0 <= s <= MAX_SEED:
                 raise _fail(source, f"{where} contains {_short(s)}; seeds must be ints from 0 to {MAX_SEED}")
         if len(set(value)) != len(value):
             seen: set[int] = set()
@@ -388,7 +376,7 @@ def count_runs(axes: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None) -
 
 def check_max_runs(max_runs: Any) -> int:
     """``max_runs`` if it is a whole number from 1 to :data:`MAX_RUNS_CEILING`, else ``ValueError`` (one line)."""
-    if isinstance(max_runs, bool) or not isinstance(max_runs, int) or not 1 <= max_runs <= MAX_RUNS_CEILING:
+    if not is_int(max_runs, numpy=False) or not 1 <= max_runs <= MAX_RUNS_CEILING:
         raise ValueError(f"--max-runs {max_runs!r} is not allowed (a whole number from 1 to {MAX_RUNS_CEILING})")
     return max_runs
 
@@ -426,10 +414,10 @@ def _slurm(source: str, value: Any) -> dict[str, Any]:
     for key, val in value.items():
         if key not in SLURM_KEYS:
             raise _fail(source, f"unknown key {key!r} in 'slurm' (allowed: {', '.join(SLURM_KEYS)})")
-        types, least = SLURM_KEYS[key]
-        if isinstance(val, bool) or not isinstance(val, types) or (least is not None and val < least):
-            kind = " or ".join(t.__name__ for t in types) + (f" >= {least}" if least is not None else "")
-            raise _fail(source, f"slurm.{key} = {_short(val)} is not allowed (expected {kind})")
+        kind, least = SLURM_KEYS[key]
+        if not conforms(val, kind) or (least is not None and val < least):
+            wanted = ("int or float" if kind == "float" else kind) + (f" >= {least}" if least is not None else "")
+            raise _fail(source, f"slurm.{key} = {_short(val)} is not allowed (expected {wanted})")
     return dict(value)
 
 

@@ -53,9 +53,11 @@ def run_local(
     cores: int | None = None,
     worker_factory: Callable[[dict[str, str]], WorkerProcess] = WorkerProcess,
     threads: int | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
     """Execute ``tasks`` with at most ``jobs`` worker processes at a time (``threads`` CPU threads each;
-    default ``cores // jobs``); return their outcomes."""
+    default ``cores // jobs``); return their outcomes. ``on_outcome`` is called with each outcome as soon as
+    its run ends (from the slot's thread), so a caller can record it before the other runs finish."""
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     if not tasks:
@@ -104,6 +106,8 @@ def run_local(
                 progress.note(f"run {task.run_id} failed: {outcome.error.get('type')}: {str(outcome.error.get('message', '')).strip()[:200]}")
             with guard:
                 outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
 
     threads = [threading.Thread(target=_run_slot, args=(s,), name=f"equiv-slot-{s}", daemon=True) for s in range(width)]
     for t in threads:

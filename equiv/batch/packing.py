@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 
 from equiv.atomic_io import atomic_write_json
 from equiv.batch.resources import cpu_count
+from equiv.validation import is_int
 
 __all__ = ["Packing", "candidates", "measure_packing", "choose_packing", "machine_key", "cache_path",
            "calibrate_main"]
@@ -163,7 +164,7 @@ def choose_packing(jobs: int | None, threads: int | None, *, cores: int | None =
     """The packing for ``equiv run --jobs JOBS --threads THREADS`` (None: not given)."""
     cores = cpu_count() if cores is None else cores
     for name, value in (("--jobs", jobs), ("--threads", threads)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if value is not None and (not is_int(value, numpy=False) or value < 1):
             raise ValueError(f"{name} {value!r} is not allowed (a whole number >= 1)")
     if gpu_ids:
         j = jobs or len(gpu_ids)

@@ -21,6 +21,7 @@ from equiv.batch.grid import MAX_RUNS, Grid, check_max_runs, load_grid
 from equiv.batch.layout import check_can_be_folder, grid_dir
 from equiv.batch.progress import GridProgress
 from equiv.batch.state import read_manifest, read_run_state
+from equiv.validation import is_int
 
 __all__ = ["BACKENDS", "RunSummary", "plan_grid", "run_grid"]
 
@@ -100,7 +101,7 @@ def plan_grid(grid: Grid, runs_dir: str | os.PathLike, *, retry_failed: bool = F
 def _check_options(backend: str, jobs: int | None, scheduler: str | None, cell_timeout: int | None, max_runs: int) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"--backend {backend!r} is not allowed (allowed: {', '.join(BACKENDS)})")
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+    if jobs is not None and (not is_int(jobs, numpy=False) or jobs < 1):
         raise ValueError(f"--jobs {jobs!r} is not allowed (a whole number >= 1)")
     if backend == "dask":
         if not scheduler:
@@ -109,7 +110,7 @@ def _check_options(backend: str, jobs: int | None, scheduler: str | None, cell_t
             raise ValueError("--jobs does not apply to --backend dask: the cluster's workers decide how many runs go at once")
     elif scheduler:
         raise ValueError(f"--scheduler {scheduler!r} only applies to --backend dask, not {backend!r}")
-    if cell_timeout is not None and (isinstance(cell_timeout, bool) or not isinstance(cell_timeout, int) or cell_timeout < 1):
+    if cell_timeout is not None and (not is_int(cell_timeout, numpy=False) or cell_timeout < 1):
         raise ValueError(f"--cell-timeout {cell_timeout!r} is not allowed (a whole number of seconds >= 1)")
     check_max_runs(max_runs)
 

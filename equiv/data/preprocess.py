@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from equiv.validation import is_int
+
 __all__ = ["INTERPOLATION", "to_float", "resize", "channel_stats", "normalize", "as_size"]
 
 #: The documented interpolation of :func:`resize`.
@@ -29,9 +31,9 @@ INTERPOLATION = {"mode": "bilinear", "antialias": True, "align_corners": False}
 
 def as_size(size: int | Sequence[int], *, name: str = "size") -> tuple[int, int]:
     """``size`` (an int or an (H, W) pair of positive ints) as an ``(H, W)`` tuple."""
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+    if is_int(size):
         pair = (int(size), int(size))
-    elif isinstance(size, Sequence) and len(size) == 2 and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size):
+    elif isinstance(size, Sequence) and len(size) == 2 and all(is_int(s) for s in size):
         pair = (int(size[0]), int(size[1]))
     else:
         raise ValueError(f"{name}={size!r} is not an image size; allowed: a positive int or a pair (H, W) of positive ints")

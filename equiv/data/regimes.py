@@ -36,7 +36,6 @@ Dict form: ``{"name": "normal", "mean": 45, "sd": 20, "per_batch": False}``,
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -46,6 +45,7 @@ import numpy as np
 import torch
 
 from equiv.rotation import rotate
+from equiv.validation import is_finite_real, is_int
 
 __all__ = [
     "Regime",
@@ -169,7 +169,7 @@ class Normal(Regime):
         super().__post_init__()
         for key in ("mean", "sd"):
             v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
+            if not is_finite_real(v):
                 raise ValueError(f"normal {key}={v!r} is invalid; allowed: a finite number of degrees")
             object.__setattr__(self, key, float(v))
         if self.sd < 0:
@@ -220,7 +220,7 @@ class Uniform(Regime):
         super().__post_init__()
         if self.mode not in self.MODES:
             raise ValueError(f"uniform mode={self.mode!r} is unknown; allowed: {', '.join(self.MODES)}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2**64:
+        if not is_int(self.seed) or not 0 <= self.seed < 2**64:
             raise ValueError(f"uniform seed={self.seed!r} is invalid; allowed: an int in [0, 2**64)")
         object.__setattr__(self, "seed", int(self.seed))
 

@@ -24,6 +24,7 @@ import torch
 
 from equiv.data.preprocess import as_size, channel_stats, normalize, resize
 from equiv.reproducibility import make_generator
+from equiv.validation import is_int
 
 __all__ = ["ImageSplits", "SPLIT_NAMES", "stratified_split", "stratified_folds", "make_splits", "seeded_generator", "check_seed", "check_count"]
 
@@ -32,15 +33,14 @@ SPLIT_NAMES = ("train", "val", "test")
 
 def check_seed(seed: Any) -> int:
     """``seed`` if it is a non-negative int, else a one-line ValueError."""
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed={seed!r} is invalid; allowed: a non-negative int")
     return int(seed)
 
 
 def check_count(value: Any, name: str, *, minimum: int = 0, maximum: int | None = None) -> int:
     """``value`` if it is an int in ``[minimum, maximum]``, else a one-line ValueError."""
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not ok or value < minimum or (maximum is not None and value > maximum):
+    if not is_int(value) or value < minimum or (maximum is not None and value > maximum):
         upper = f" and <= {maximum}" if maximum is not None else ""
         raise ValueError(f"{name}={value!r} is invalid; allowed: an int >= {minimum}{upper}")
     return int(value)

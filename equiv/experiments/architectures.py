@@ -46,7 +46,7 @@ Tables (every one carries the parameters as columns and the provenance in ``attr
   size). Containers (stages, blocks) and e2cnn's internal modules are left out.
 - ``measured``: one row per (architecture, backend, input size of the pair) — ``exact``, ``output_error``,
   ``max_error``, ``max_before_flagged`` (largest error before the first flagged layer; every layer when
-  exact), ``first_rise`` (first layer with error > :data:`equiv.claims.BROKEN_MIN`; empty if none),
+  exact), ``first_rise`` (first layer with error > :data:`equiv.tolerances.BROKEN_MIN`; empty if none),
   ``first_flagged`` (the predictor's first breaking layer; empty when exact) and ``agrees``
   (``first_rise == first_flagged``).
 
@@ -67,15 +67,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from equiv.claims import BROKEN_MIN
+from equiv.tolerances import BROKEN_MIN
 from equiv.exactness import ExactnessReport, check, exact_neighbours, nearest_exact_size
 from equiv.experiments.params import MAX_INPUT_SIZE, PROFILES, Param, check_model_sizes, resolve
 from equiv.experiments.record import attach
 from equiv.experiments.result import ExperimentResult
-from equiv.metrics import layerwise_equivariance
+from equiv.metrics import layerwise_equivariance, worst_per_layer
 from equiv.models import BACKENDS, build, describe
 
-__all__ = ["Architecture", "ARCHITECTURES", "SPEC", "architectures", "side_by_side", "MAX_DISTANCE"]
+__all__ = ["Architecture", "ARCHITECTURES", "SPEC", "architectures", "side_by_side", "sweep_verdicts",
+           "sweep_exact_sizes", "measured_numbers", "MAX_DISTANCE"]
 
 #: how far (pixels) from an input size the runner looks for an exact / approximate neighbour
 MAX_DISTANCE = 64
@@ -196,7 +197,7 @@ def _per_layer(model: nn.Module, x: torch.Tensor) -> pd.DataFrame:
     """Worst error over P4 per layer, in call order, without containers and e2cnn's internal modules."""
     frame = layerwise_equivariance(model, x, _GROUP)
     frame = frame[~frame["layer"].str.contains(r"\.e2")]
-    worst = frame.groupby(["order", "layer", "module"], as_index=False, sort=True)["error"].max()
+    worst = worst_per_layer(frame, ["order", "layer", "module"])
     names = list(worst["layer"])
     inner = [n for n in names if n == "<output>" or not any(m.startswith(n + ".") for m in names)]
     worst = worst[worst["layer"].isin(inner)].reset_index(drop=True)
@@ -308,3 +309,50 @@ def side_by_side(layers: pd.DataFrame, architecture: str, sizes: Sequence[int]) 
         table[f"r at N={n}"] = frame["r"].values
         table[f"exact at N={n}"] = ["yes" if bool(e) else "no" for e in frame["exact"]]
     return table
+
+
+def sweep_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a ``verdicts`` table that belong to a size sweep, with a column ``sweep``: the parameter
+    holding that sweep (``small_sizes``, ``imagenet_sizes``; :attr:`Architecture.sweep`)."""
+    unknown = sorted(set(verdicts["architecture"]) - set(_BY_KEY))
+    if unknown:
+        raise ValueError(f"verdicts table has unknown architecture(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(_BY_KEY)}")
+    rows = verdicts[verdicts["in_sweep"]]
+    return rows.assign(sweep=[_BY_KEY[a].sweep for a in rows["architecture"]]).reset_index(drop=True)
+
+
+def sweep_exact_sizes(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """One row per architecture of a ``verdicts`` table, in its order: ``architecture``, ``label``, ``model``,
+    ``exact_sizes`` (the predicted-exact sizes of its sweep, ascending) and ``exact_text`` (them as text,
+    ``"none"`` when there are none)."""
+    sweeps = sweep_verdicts(verdicts)
+    rows = []
+    for key, label, model in verdicts[["architecture", "label", "model"]].drop_duplicates().itertuples(index=False):
+        found = sweeps[(sweeps["architecture"] == key) & sweeps["exact"].astype(bool)]["input_size"]
+        sizes = sorted(int(n) for n in found)
+        rows.append({"architecture": key, "label": label, "model": model, "exact_sizes": sizes,
+                     "exact_text": ", ".join(map(str, sizes)) or "none"})
+    return pd.DataFrame(rows, columns=["architecture", "label", "model", "exact_sizes", "exact_text"])
+
+
+def measured_numbers(measured: pd.DataFrame) -> dict[str, Any]:
+    """The key numbers of a ``measured`` table, over its (network, backend) rows.
+
+    At the approximate sizes: ``n_models`` (rows), ``first_rise_at_predicted`` (rows whose first layer above
+    :data:`equiv.tolerances.BROKEN_MIN` is the predictor's first flagged layer), ``max_before_flagged_approx``,
+    ``min_logit_error_approx`` / ``max_logit_error_approx`` (the logits' error) and ``max_error_approx_layers``
+    (the worst layer); at the exact sizes: ``max_error_exact_layers``. NaN where there is no such row.
+    """
+    missing = [c for c in ("exact", "agrees", "max_error", "max_before_flagged", "output_error")
+               if c not in measured.columns]
+    if missing:
+        raise ValueError(f"measured table lacks column(s) {', '.join(missing)}")
+    exact = measured["exact"].astype(bool)
+    approx, exact_rows = measured[~exact], measured[exact]
+    return {"n_models": len(approx), "first_rise_at_predicted": int(approx["agrees"].astype(bool).sum()),
+            "max_error_exact_layers": float(exact_rows["max_error"].max()),
+            "max_before_flagged_approx": float(approx["max_before_flagged"].max()),
+            "min_logit_error_approx": float(approx["output_error"].min()),
+            "max_logit_error_approx": float(approx["output_error"].max()),
+            "max_error_approx_layers": float(approx["max_error"].max())}

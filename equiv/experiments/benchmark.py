@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from equiv.evaluation import rot90_protocol
+from equiv.evaluation import contrast_numbers, rot90_protocol
 from equiv.seeds import SEEDS_HELP, is_seed_spec, seed_list
 from equiv.experiments.params import PROFILES, Param, check_model_sizes, resolve
 from equiv.experiments.record import attach
@@ -25,7 +25,8 @@ from equiv.models.resnet import RESNET18_WIDTHS, RESNET44_WIDTHS
 from equiv.reproducibility import seed_everything
 from equiv.train import fit, resolve_device
 
-__all__ = ["SPEC", "classification_benchmark", "load_dataset"]
+__all__ = ["SPEC", "classification_benchmark", "load_dataset", "CONTRAST_MEANS", "CONTRAST_MINIMA",
+           "contrast_key_numbers"]
 
 DATASETS = ("mnist", "cifar10", "cifar100", "pcam")
 
@@ -114,3 +115,18 @@ def classification_benchmark(params: Mapping[str, Any] | None = None, *, progres
         summary=attach(pd.DataFrame(summary), "classification_benchmark", p, seconds, dev, **meta),
         accuracy=attach(pd.DataFrame(per_rotation), "classification_benchmark", p, seconds, dev, **meta),
     )
+
+
+# ------------------------------------------------------------------------------------ the chapter's numbers
+#: the accuracies of :func:`equiv.claims.benchmark_contrasts` that the chapter averages over the groups
+CONTRAST_MEANS = ("exact_seen", "approx_seen", "exact_unseen_excl0", "approx_unseen_excl0", "exact_unseen_incl0",
+                  "approx_unseen_incl0")
+#: the gaps whose smallest value (over the groups) the chapter reports
+CONTRAST_MINIMA = ("gap_unseen", "gap_seen")
+
+
+def contrast_key_numbers(contrasts: pd.DataFrame) -> dict[str, float]:
+    """The chapter's key numbers of a :func:`equiv.claims.benchmark_contrasts` table: ``<gap>_min`` for
+    :data:`CONTRAST_MINIMA` and the mean over the groups of each of :data:`CONTRAST_MEANS`; NaN when empty
+    (:func:`equiv.evaluation.contrast_numbers`)."""
+    return contrast_numbers(contrasts, CONTRAST_MEANS, CONTRAST_MINIMA)

@@ -18,6 +18,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+from equiv.validation import KindError, coerce
+
 __all__ = ["PROFILES", "MAX_INPUT_SIZE", "Param", "resolve", "resolve_profile", "check_model_sizes"]
 
 PROFILES = ("smoke", "book", "paper")
@@ -67,44 +69,11 @@ class Param:
         return value
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _coerce(name: str, kind: str, value: Any) -> Any:
-    def fail() -> ValueError:
-        return ValueError(f"parameter {name!r} must be of type {kind}, got {value!r} ({type(value).__name__})")
-
-    if kind == "int":
-        if not _is_int(value):
-            raise fail()
-        return value
-    if kind == "float":
-        if not (_is_int(value) or isinstance(value, float)):
-            raise fail()
-        return float(value)
-    if kind == "str":
-        if not isinstance(value, str):
-            raise fail()
-        return value
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise fail()
-        return value
-    if kind == "str|null":
-        if value is not None and not isinstance(value, str):
-            raise fail()
-        return value
-    if kind.startswith("list["):
-        inner = kind[5:-1]
-        if isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, list):
-            raise fail()
-        return [_coerce(name, inner, v) for v in value]
-    if kind == "int|list[int]":
-        return value if _is_int(value) else _coerce(name, "list[int]", value)
-    raise AssertionError(f"unknown parameter kind {kind}")  # pragma: no cover - declaration bug
+    try:
+        return coerce(value, kind)
+    except KindError as err:
+        raise ValueError(f"parameter {name!r} must be of type {err.kind}, got {err.value!r} ({type(err.value).__name__})") from None
 
 
 def resolve(spec: Sequence[Param], params: Mapping[str, Any] | None, experiment: str) -> dict[str, Any]:

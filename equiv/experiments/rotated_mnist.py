@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
 from equiv.data import mnist
-from equiv.evaluation import TEST_ANGLES, rotation_sweep
+from equiv.claims import rotmnist_contrasts
+from equiv.evaluation import TEST_ANGLES, contrast_numbers, rotation_sweep
 from equiv.seeds import SEEDS_HELP, is_seed_spec, seed_list
 from equiv.experiments.params import PROFILES, Param, check_model_sizes, resolve
 from equiv.experiments.record import attach
@@ -24,7 +25,8 @@ from equiv.models import build
 from equiv.reproducibility import seed_everything
 from equiv.train import fit, resolve_device
 
-__all__ = ["SPEC", "rotated_mnist", "parse_config"]
+__all__ = ["SPEC", "rotated_mnist", "parse_config", "CONTRAST_MEANS", "CONTRAST_MINIMA", "contrasts_beside_reference",
+           "contrast_key_numbers"]
 
 _CONFIG = re.compile(r"^(z2|p4|p4m)-(\d+)$")
 #: training-rotation regimes (names of :func:`equiv.data.regimes.make_regime`); the official code rotated
@@ -124,3 +126,35 @@ def rotated_mnist(params: Mapping[str, Any] | None = None, *, progress: bool | N
         accuracy=attach(pd.DataFrame(acc_rows), "rotated_mnist", p, seconds, dev, **meta),
         training=attach(pd.DataFrame(hist_rows), "rotated_mnist", p, seconds, dev, **meta),
     )
+
+
+# ------------------------------------------------------------------------------------ the chapter's numbers
+#: the accuracies of :func:`equiv.claims.rotmnist_contrasts` that the chapter averages over the approximate sizes
+CONTRAST_MEANS = ("exact_acc_0", "approx_acc_0", "exact_acc_right", "approx_acc_right", "exact_acc_all",
+                  "approx_acc_all")
+#: the gaps whose smallest value (over the approximate sizes) the chapter reports
+CONTRAST_MINIMA = ("gap_all", "gap_0")
+
+
+def contrasts_beside_reference(ours: pd.DataFrame, reference: pd.DataFrame, train_rotation: str = "upright",
+                               ours_label: str = "ours", reference_label: str = "paper") -> pd.DataFrame:
+    """:func:`equiv.claims.rotmnist_contrasts` of our per-angle table and of the reference runs, the reference
+    restricted to the approximate sizes we ran (all of them when we have no contrast), stacked with an index
+    level ``source``."""
+    ours_c = rotmnist_contrasts(ours, train_rotation)
+    ref_c = rotmnist_contrasts(reference, train_rotation)
+    if len(ours_c):
+        ref_c = ref_c[ref_c["approx_size"].isin(ours_c["approx_size"])]
+    return pd.concat({ours_label: ours_c, reference_label: ref_c}, names=["source", None])
+
+
+def contrast_key_numbers(contrasts: pd.DataFrame, sources: Sequence[str] = ("ours", "paper")) -> dict[str, float]:
+    """The chapter's key numbers of a :func:`contrasts_beside_reference` table, per source ``s`` of ``sources``:
+    ``<s>_<column>`` (mean over the approximate sizes) for :data:`CONTRAST_MEANS` and ``<s>_<gap>_min`` for
+    :data:`CONTRAST_MINIMA` (:func:`equiv.evaluation.contrast_numbers`); NaN for a source without contrasts."""
+    present = set(contrasts.index.get_level_values("source"))
+    numbers: dict[str, float] = {}
+    for source in sources:
+        part = contrasts.xs(source, level="source") if source in present else contrasts.iloc[0:0]
+        numbers.update(contrast_numbers(part, CONTRAST_MEANS, CONTRAST_MINIMA, prefix=f"{source}_"))
+    return numbers

@@ -7,18 +7,26 @@ Linear(1, 2)). At an exact size (33) the network is invariant, so both images ge
 the loss can never fall below ln 2; at an approximate size (32) the stride-2 grid is asymmetric and the
 network learns to separate them. Tables: ``loss`` (per step and size) and ``panels`` (the lifted feature
 map ``f(x)`` next to ``T⁻¹ f(T x)`` at a few steps, one row per pixel, for the figure).
+
+The chapter's numbers come from these tables through the functions below: :func:`final_losses` and
+:func:`probe_numbers` (the loss after the last step, per size, over seeds), :func:`panel_differences` and
+:func:`panel_numbers` (how far ``T⁻¹ f(T x)`` is from ``f(x)``), :func:`image_table` (the training images).
+The per-run numbers are :func:`equiv.claims.probe_summary`'s, which the claims ledger judges, so the chapter
+and the ledger read the same numbers.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from equiv.claims import PROBE_MARGIN, probe_summary
 from equiv.seeds import SEEDS_HELP, is_seed_spec, seed_list
 from equiv.experiments.params import PROFILES, Param, check_model_sizes, resolve
 from equiv.experiments.record import attach
@@ -28,7 +36,13 @@ from equiv.groups import P4
 from equiv.models import build
 from equiv.reproducibility import seed_everything
 
-__all__ = ["SPEC", "learning_unequivariance"]
+__all__ = ["SPEC", "LN2", "SOLVED_LOSS", "learning_unequivariance", "training_pair", "image_table", "final_losses",
+           "probe_numbers", "panel_differences", "panel_numbers"]
+
+#: the cross-entropy of a coin flip between the two images: the floor of the exactly invariant probe
+LN2 = math.log(2)
+#: a run whose final loss is below this classifies both images correctly, with confidence
+SOLVED_LOSS = LN2 / 2
 
 SPEC = [
     Param("sizes", "list[int]", [32, 33], "input sizes (32 approximate, 33 exact)", check=lambda v: min(v) >= 8,
@@ -65,6 +79,13 @@ def _panel_rows(model, x: torch.Tensor, size: int, step: int) -> list[dict]:
     return rows
 
 
+def training_pair(params: Mapping[str, Any], size: int) -> torch.Tensor:
+    """The two training images at ``size``, shape ``(2, 1, size, size)``: the glyph ``x`` (label 0) and
+    ``rot90(x)`` (label 1), from the resolved parameters' ``glyph``, ``intensity`` and ``antialias``."""
+    img = glyph(params["glyph"], size, supersample=4 if params["antialias"] else 1).float() * params["intensity"]
+    return torch.cat([img, torch.rot90(img, 1, dims=(-2, -1))])
+
+
 def learning_unequivariance(params: Mapping[str, Any] | None = None) -> ExperimentResult:
     """Train the probe at each size and seed; returns tables ``loss`` and ``panels``."""
     p = resolve(SPEC, params, "learning_unequivariance")
@@ -73,8 +94,7 @@ def learning_unequivariance(params: Mapping[str, Any] | None = None) -> Experime
     t0 = time.perf_counter()
     loss_rows, panel_rows = [], []
     for size in p["sizes"]:
-        img = glyph(p["glyph"], size, supersample=4 if p["antialias"] else 1).float() * p["intensity"]
-        x = torch.cat([img, torch.rot90(img, 1, dims=(-2, -1))])
+        x = training_pair(p, size)
         y = torch.tensor([0, 1])
         for seed in seeds:
             seed_everything(seed)
@@ -95,8 +115,83 @@ def learning_unequivariance(params: Mapping[str, Any] | None = None) -> Experime
                 loss.backward()
                 opt.step()
     seconds = time.perf_counter() - t0
-    extra = {"ln2": math.log(2)}
+    extra = {"ln2": LN2}
     return ExperimentResult(
         loss=attach(pd.DataFrame(loss_rows), "learning_unequivariance", p, seconds, "cpu", **extra),
         panels=attach(pd.DataFrame(panel_rows), "learning_unequivariance", p, seconds, "cpu", **extra),
     )
+
+
+# ------------------------------------------------------------------------------------ the chapter's numbers
+def image_table(params: Mapping[str, Any], sizes: Sequence[int]) -> pd.DataFrame:
+    """The training images (:func:`training_pair`) at each of ``sizes`` as a tidy table: one row per pixel,
+    ``input_size``, ``label`` (0: the glyph, 1: its 90° rotation), ``row``, ``col``, ``value``."""
+    frames = []
+    for size in sizes:
+        pair = training_pair(params, int(size))
+        rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+        for label in (0, 1):
+            frames.append(pd.DataFrame({"input_size": int(size), "label": label, "row": rows.ravel(),
+                                        "col": cols.ravel(), "value": pair[label, 0].numpy().ravel()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def final_losses(loss: pd.DataFrame) -> pd.DataFrame:
+    """The loss after the last step of every run (:func:`equiv.claims.probe_summary`), per input size over the
+    seeds: index ``input_size``, columns ``mean``, ``min``, ``max``."""
+    return probe_summary(loss).groupby("input_size")["final_loss"].agg(["mean", "min", "max"])
+
+
+def probe_numbers(loss: pd.DataFrame, approx_size: int, exact_size: int) -> dict[str, Any]:
+    """The key numbers of a ``loss`` table at its approximate and its exact size.
+
+    ``final_loss_approx`` (mean over seeds), ``final_loss_approx_min``, ``final_loss_approx_max``,
+    ``final_loss_exact``, ``final_loss_exact_min``; ``max_gap_exact`` (the largest logit gap between the two
+    images at the exact size, any step); ``n_seeds``; ``seeds_solved`` (runs at the approximate size ending
+    below :data:`SOLVED_LOSS`); ``clearly_below`` (the mean final loss at the approximate size is more than
+    :data:`equiv.claims.PROBE_MARGIN` below ln 2, the ledger's margin).
+    """
+    runs = probe_summary(loss)
+    for size in (approx_size, exact_size):
+        if size not in set(runs["input_size"]):
+            have = sorted(set(runs["input_size"]))
+            raise ValueError(f"the loss table has no runs at input size {size}; it has {have}")
+    final = final_losses(loss)
+    approx = runs[runs["input_size"] == approx_size]
+    return {"final_loss_approx": float(final.loc[approx_size, "mean"]),
+            "final_loss_approx_min": float(final.loc[approx_size, "min"]),
+            "final_loss_approx_max": float(final.loc[approx_size, "max"]),
+            "final_loss_exact": float(final.loc[exact_size, "mean"]),
+            "final_loss_exact_min": float(final.loc[exact_size, "min"]),
+            "max_gap_exact": float(runs.loc[runs["input_size"] == exact_size, "max_logit_gap"].max()),
+            "n_seeds": int(loss["seed"].nunique()),
+            "seeds_solved": int((approx["final_loss"] < SOLVED_LOSS).sum()),
+            "clearly_below": bool(final.loc[approx_size, "mean"] < LN2 - PROBE_MARGIN)}
+
+
+def panel_differences(panels: pd.DataFrame) -> pd.DataFrame:
+    """``‖f(x) − T⁻¹ f(T x)‖ / ‖f(x)‖`` over all four orientation channels, per (``input_size``, ``step``)
+    of a ``panels`` table; columns ``input_size``, ``step``, ``relative_difference``."""
+    wide = panels.pivot_table(index=["input_size", "step", "element", "row", "col"], columns="panel", values="value")
+    sums = (wide.assign(d2=(wide["f(x)"] - wide["T^-1 f(Tx)"]) ** 2, n2=wide["f(x)"] ** 2)
+            .groupby(["input_size", "step"])[["d2", "n2"]].sum())
+    sums["relative_difference"] = np.sqrt(sums["d2"] / sums["n2"])
+    return sums[["relative_difference"]].reset_index()
+
+
+def panel_numbers(differences: pd.DataFrame, approx_size: int, exact_size: int) -> dict[str, Any]:
+    """The key numbers of a :func:`panel_differences` table: ``panel_first_step``, ``panel_diff_approx_first``
+    (at the approximate size, first recorded step), ``panel_diff_approx`` and ``panel_diff_exact`` (last
+    recorded step), ``panel_trend`` (``"grows"`` / ``"shrinks"``: the approximate size, last against first)."""
+    first, last = int(differences["step"].min()), int(differences["step"].max())
+
+    def at(size: int, step: int) -> float:
+        row = differences[(differences["input_size"] == size) & (differences["step"] == step)]
+        if row.empty:
+            raise ValueError(f"no feature-map panels at input size {size}, step {step}")
+        return float(row["relative_difference"].iloc[0])
+
+    approx_first, approx_last = at(approx_size, first), at(approx_size, last)
+    return {"panel_first_step": first, "panel_diff_approx_first": approx_first, "panel_diff_approx": approx_last,
+            "panel_diff_exact": at(exact_size, last),
+            "panel_trend": "grows" if approx_last > approx_first else "shrinks"}

@@ -46,6 +46,7 @@ from equiv.models.p4cnn import DEFAULT_CHANNELS, P4CNN
 from equiv.models.probe import UnequivarianceProbe
 from equiv.models.resnet import RESNET18_WIDTHS, RESNET44_WIDTHS, CifarResNet
 from equiv.models.resnet_imagenet import ImageNetResNet
+from equiv.validation import is_int, is_real
 
 __all__ = [
     "build",
@@ -155,7 +156,7 @@ def _spec(name: str) -> _Spec:
 def _positive_int(name: str, key: str, value: Any, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not is_int(value, numpy=False) or value < 1:
         raise ValueError(f"option {key} of model {name!r} must be a positive int, got {value!r}")
 
 
@@ -168,7 +169,7 @@ def _validate(name: str, spec: _Spec, group: Group, opts: dict[str, Any]) -> Non
             _positive_int(name, key, opts[key])
     if "dropout" in opts:
         p = opts["dropout"]
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+        if not is_real(p, numpy=False) or not 0 <= p < 1:
             raise ValueError(f"option dropout of model {name!r} must be a number in [0, 1), got {p!r}")
     if "head" in opts and opts["head"] not in HEADS:
         raise ValueError(f"unknown head {opts['head']!r} for model {name!r}: allowed heads are {', '.join(HEADS)}")

@@ -22,6 +22,7 @@ from torch import nn
 
 from equiv.groups import Group, get_group
 from equiv.nn.layout import from_planes, to_planes, uses_fast_layout
+from equiv.validation import is_int
 
 __all__ = ["GroupConv2d", "P4ConvZ2", "P4ConvP4", "P4MConvZ2", "P4MConvP4M"]
 
@@ -32,7 +33,7 @@ def _single(value, name: str) -> int:
         if len(value) != 2 or value[0] != value[1]:
             raise ValueError(f"{name} must be an int or a square pair (a, a) to commute with rotations, got {value!r}")
         value = value[0]
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not is_int(value, numpy=False):
         raise ValueError(f"{name} must be an int, got {value!r}")
     return value
 
@@ -82,7 +83,7 @@ class GroupConv2d(nn.Module):
         super().__init__()
         self.group = get_group(group)
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not is_int(value, numpy=False) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = _single(kernel_size, "kernel_size")

@@ -1,6 +1,8 @@
-"""Figures of the rotated-MNIST study page: they only read the tables of :mod:`equiv.study`.
+"""Figures of the powered rotated-MNIST study (``book/rotmnist_study``): they only read the tables of
+:mod:`equiv.study`.
 
-Each function returns a matplotlib ``Figure`` that spans the page's content width (12 inches wide).
+Each function returns a matplotlib ``Figure`` :data:`equiv.figures.WIDTH` inches wide; models are labelled by
+:func:`equiv.reference.model_label`.
 """
 
 from __future__ import annotations
@@ -10,21 +12,21 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from equiv.figures import WIDTH
+from equiv.reference import model_label
+
 __all__ = ["angle_curves", "validation_curves", "pilot_curves", "MODEL_STYLE"]
 
 #: one colour per study model, the same on every figure
 MODEL_STYLE = {"p4-28": "#1f77b4", "p4-27": "#d62728", "p4-29": "#ff7f0e", "p4-30": "#2ca02c", "z2-28": "#7f7f7f"}
 _TITLES = {"upright": "upright", "uniform": "uniform U(0°, 360°)", "normal45_sd20_perbatch": "N(45°, 20°) per batch",
            "normal45_sd40_perbatch": "N(45°, 40°) per batch"}
-WIDTH = 12.0
 
 
 def _label(model: str) -> str:
-    from equiv.claims import is_exact
-
+    """``"p4-28"`` → ``"P4 exact (28)"`` (:func:`equiv.reference.model_label`)."""
     group, size = model.split("-")
-    kind = "Z2" if group == "z2" else ("exact" if is_exact(group, int(size)) else "approx")
-    return f"{group.upper()}-{size} ({kind})"
+    return model_label(group, int(size))
 
 
 def angle_curves(accuracy: pd.DataFrame, reference: pd.DataFrame | None, regimes: Sequence[str]) -> plt.Figure:
