@@ -39,6 +39,7 @@ from typing import Sequence
 import yaml
 
 from equiv.atomic_io import atomic_write_json
+from equiv.settings import DEFAULT_PROFILE, PROFILE_ENV, PROFILES
 from equiv.validation import is_int
 
 __all__ = ["LAST", "BookBuildError", "Chapter", "chapters", "chapter_reads", "inputs_key", "executed_dir", "execute_book",
@@ -46,7 +47,6 @@ __all__ = ["LAST", "BookBuildError", "Chapter", "chapters", "chapter_reads", "in
 
 #: chapters that run only after every other chapter is done (they read the others' results)
 LAST = ("claims_ledger",)
-PROFILES = ("smoke", "book", "paper")
 INPUTS_FILE = "inputs.json"
 
 
@@ -275,7 +275,7 @@ def render_site(root: Path, profile: str, *, flags: Sequence[str] = ("-W", "--ke
     jb = Path(sys.executable).with_name("jupyter-book")
     command = [str(jb) if jb.is_file() else "jupyter-book", "build", str(site), "--path-output", str(root),
                "--builder", "html", *flags]
-    done = subprocess.run(command, cwd=root, env={**os.environ, "EQUIV_PROFILE": profile})
+    done = subprocess.run(command, cwd=root, env={**os.environ, PROFILE_ENV: profile})
     if done.returncode != 0:
         raise BookBuildError(f"jupyter-book build failed (exit {done.returncode}) on {site}; its output above has the warnings")
     (root / "_build" / ".book-profile").write_text(profile + "\n")
@@ -301,7 +301,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("book", help="build the website: execute the chapters with papermill, then render them",
                               description=__doc__.splitlines()[0])
-    p.add_argument("--profile", default=os.environ.get("EQUIV_PROFILE") or "book", choices=PROFILES,
+    p.add_argument("--profile", default=os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE, choices=PROFILES,
                    help="the profile every chapter runs at (default: $EQUIV_PROFILE, else book)")
     p.add_argument("--jobs", "-j", type=_positive_int, default=1, help="chapters executed at once (default 1)")
     p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads per chapter (default: cores // jobs)")

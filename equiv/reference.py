@@ -34,6 +34,7 @@ from typing import Iterable
 import pandas as pd
 
 from equiv.evaluation import summarize_sweep
+from equiv.settings import DATA_DIR_ENV
 
 __all__ = [
     "REFERENCE_FILE",
@@ -62,7 +63,7 @@ REQUIRED_COLUMNS = (*RUN_KEYS, "test_angle", "accuracy")
 #: the three numbers of the headline table, in its column order
 METRICS = ("acc_0", "acc_right_angles", "acc_all_angles")
 METRIC_TITLES = {"acc_0": "acc @0°", "acc_right_angles": "mean @0/90/180/270°", "acc_all_angles": "mean over all angles"}
-_DATA_ENV = "EQUIV_DATA_DIR"
+_DATA_ENV = DATA_DIR_ENV
 
 
 def data_dir() -> Path:

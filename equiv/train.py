@@ -21,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from equiv.reproducibility import make_generator, seed_everything
+from equiv.settings import PROGRESS_ENV
 from equiv.validation import is_int, is_real
 
 __all__ = ["History", "fit", "evaluate", "resolve_device", "OPTIMIZERS", "SCHEDULES"]
@@ -105,7 +106,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
 def _progress_enabled(progress: bool | None) -> bool:
     if progress is not None:
         return progress
-    return os.environ.get("EQUIV_PROGRESS", "1") not in ("0", "false", "no")
+    return os.environ.get(PROGRESS_ENV, "1") not in ("0", "false", "no")
 
 
 def fit(

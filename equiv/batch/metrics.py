@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from equiv.atomic_io import atomic_write_json
+from equiv.settings import PROFILE_ENV, RUN_DIR_ENV  # set by the runner in the kernel's environment
 
 __all__ = ["RUN_DIR_ENV", "PROFILE_ENV", "ROWS_KEY", "METRICS_FILE", "write_metrics", "metrics_path"]
 
-RUN_DIR_ENV = "EQUIV_RUN_DIR"  # set by the runner in the kernel's environment
-PROFILE_ENV = "EQUIV_PROFILE"  # the run's profile, also set in the kernel's environment
 ROWS_KEY = "rows"  # metrics[ROWS_KEY]: list of records, one table row each
 METRICS_FILE = "metrics.json"
 

@@ -29,13 +29,14 @@ from typing import Callable, Sequence
 
 from equiv.atomic_io import atomic_write_json
 from equiv.batch.resources import cpu_count
+from equiv.settings import CACHE_DIR_ENV
 from equiv.validation import is_int
 
 __all__ = ["Packing", "candidates", "measure_packing", "choose_packing", "machine_key", "cache_path",
            "calibrate_main"]
 
 CALIBRATION_STEPS = 4  # timed training steps per process (after one warm-up step)
-ENV_CACHE = "EQUIV_CACHE_DIR"
+ENV_CACHE = CACHE_DIR_ENV
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from equiv.settings import DATA_MIRROR_ENV, DATA_ROOT_ENV
+
 __all__ = [
     "RemoteFile",
     "DatasetSource",
@@ -36,8 +38,8 @@ __all__ = [
     "download_command",
 ]
 
-ENV_ROOT = "EQUIV_DATA"
-ENV_MIRROR = "EQUIV_DATA_MIRROR"
+ENV_ROOT = DATA_ROOT_ENV
+ENV_MIRROR = DATA_MIRROR_ENV
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ from torch import nn
 
 from equiv.tolerances import BROKEN_MIN
 from equiv.exactness import ExactnessReport, check, exact_neighbours, nearest_exact_size
-from equiv.experiments.params import MAX_INPUT_SIZE, PROFILES, Param, check_model_sizes, resolve
+from equiv.experiments.params import MAX_INPUT_SIZE, Param, check_model_sizes, per_profile, resolve
 from equiv.experiments.record import attach
 from equiv.experiments.result import ExperimentResult
 from equiv.metrics import layerwise_equivariance, worst_per_layer
@@ -141,15 +141,15 @@ def _sizes_ok(sizes: list[int]) -> bool:
 SPEC = [
     Param("architectures", "list[str]", [a.key for a in ARCHITECTURES], "the networks to check (ARCHITECTURES)",
           choices=tuple(_BY_KEY)),
-    Param("width", "int", dict(zip(PROFILES, (2, 4, None))), "channels per rotation (P4CNN) / base width (ResNets); "
+    Param("width", "int", per_profile(2, 4, None), "channels per rotation (P4CNN) / base width (ResNets); "
           "None: each model's own default", check=lambda v: v >= 1, requirement=">= 1"),
-    Param("batch", "int", dict(zip(PROFILES, (1, 2, 2))), "random images per layer-wise measurement",
+    Param("batch", "int", per_profile(1, 2, 2), "random images per layer-wise measurement",
           check=lambda v: v >= 1, requirement=">= 1"),
-    Param("small_sizes", "list[int]", dict(zip(PROFILES, (list(range(26, 35)), list(range(20, 41)),
-                                                          list(range(20, 41))))),
+    Param("small_sizes", "list[int]", per_profile(list(range(26, 35)), list(range(20, 41)),
+                                                          list(range(20, 41))),
           "size sweep of P4CNN and the CIFAR ResNets", check=_sizes_ok, requirement=f"sizes in 1..{MAX_INPUT_SIZE}"),
-    Param("imagenet_sizes", "list[int]", dict(zip(PROFILES, (list(range(222, 227)), list(range(216, 233)),
-                                                             list(range(216, 233))))),
+    Param("imagenet_sizes", "list[int]", per_profile(list(range(222, 227)), list(range(216, 233)),
+                                                             list(range(216, 233))),
           "size sweep of the torchvision-style ResNet-18", check=_sizes_ok,
           requirement=f"sizes in 1..{MAX_INPUT_SIZE}"),
     Param("backends", "list[str]", list(BACKENDS), "layer implementations to measure (e2cnn only where the model "

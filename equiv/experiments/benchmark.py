@@ -17,7 +17,7 @@ import pandas as pd
 
 from equiv.evaluation import contrast_numbers, rot90_protocol
 from equiv.seeds import SEEDS_HELP, is_seed_spec, seed_list
-from equiv.experiments.params import PROFILES, Param, check_model_sizes, resolve
+from equiv.experiments.params import Param, check_model_sizes, per_profile, resolve
 from equiv.experiments.record import attach
 from equiv.experiments.result import ExperimentResult
 from equiv.models import build
@@ -31,30 +31,26 @@ __all__ = ["SPEC", "classification_benchmark", "load_dataset", "CONTRAST_MEANS",
 DATASETS = ("mnist", "cifar10", "cifar100", "pcam")
 
 
-def _p(smoke: Any, book: Any, paper: Any) -> dict[str, Any]:
-    return dict(zip(PROFILES, (smoke, book, paper)))
-
-
 SPEC = [
-    Param("dataset", "str", _p("mnist", "mnist", "cifar10"), "mnist = the embedded digits", choices=DATASETS),
+    Param("dataset", "str", per_profile("mnist", "mnist", "cifar10"), "mnist = the embedded digits", choices=DATASETS),
     Param("root", "str|null", None, "data folder for cifar10/cifar100/pcam"),
     Param("model", "str", "resnet44", choices=("resnet44", "resnet18")),
     Param("groups", "list[str]", ["p4", "p4m"], choices=("z2", "p4", "p4m")),
-    Param("sizes", "list[int]", _p([32, 33], [32, 33], [32, 33]), check=lambda v: min(v) >= 8, requirement="sizes >= 8"),
-    Param("width", "int|list[int]", _p(2, 2, None), "base width: one int, a list with one per group, or None for "
+    Param("sizes", "list[int]", per_profile([32, 33], [32, 33], [32, 33]), check=lambda v: min(v) >= 8, requirement="sizes >= 8"),
+    Param("width", "int|list[int]", per_profile(2, 2, None), "base width: one int, a list with one per group, or None for "
           "the model's parameter-matched default (ResNet-44: 32/16/12 for z2/p4/p4m)", check=lambda v: (v >= 1) if isinstance(v, int) else min(v) >= 1,
           requirement="widths >= 1"),
     Param("head", "str", "coset", choices=("coset", "flatten")),
-    Param("augment", "list[str]", _p(["none"], ["none"], ["none", "rot90"]), "training augmentation",
+    Param("augment", "list[str]", per_profile(["none"], ["none"], ["none", "rot90"]), "training augmentation",
           choices=("none", "rot90")),
-    Param("train_size", "int", _p(200, 3000, 45000), "training images (capped by the dataset)",
+    Param("train_size", "int", per_profile(200, 3000, 45000), "training images (capped by the dataset)",
           check=lambda v: v >= 10, requirement=">= 10"),
-    Param("test_size", "int", _p(200, 1000, 10000), check=lambda v: v >= 10, requirement=">= 10"),
-    Param("epochs", "int", _p(1, 4, 200), check=lambda v: v >= 1, requirement=">= 1"),
-    Param("batch_size", "int", _p(32, 16, 256), check=lambda v: v >= 1, requirement=">= 1"),
-    Param("lr", "float", _p(3e-3, 3e-3, 1e-3), "Adam (one-cycle peak) learning rate", check=lambda v: v > 0, requirement="> 0"),
+    Param("test_size", "int", per_profile(200, 1000, 10000), check=lambda v: v >= 10, requirement=">= 10"),
+    Param("epochs", "int", per_profile(1, 4, 200), check=lambda v: v >= 1, requirement=">= 1"),
+    Param("batch_size", "int", per_profile(32, 16, 256), check=lambda v: v >= 1, requirement=">= 1"),
+    Param("lr", "float", per_profile(3e-3, 3e-3, 1e-3), "Adam (one-cycle peak) learning rate", check=lambda v: v > 0, requirement="> 0"),
     Param("weight_decay", "float", 1e-5, check=lambda v: v >= 0, requirement=">= 0"),
-    Param("seeds", "int|list[int]", _p([1], [1], 3), check=is_seed_spec, requirement=SEEDS_HELP),
+    Param("seeds", "int|list[int]", per_profile([1], [1], 3), check=is_seed_spec, requirement=SEEDS_HELP),
     Param("device", "str", "auto"),
 ]
 

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from equiv.experiments.result import ExperimentResult
+from equiv.settings import RESULTS_CACHE_ENV
 
 __all__ = ["cache_dir", "source_hash", "result_key", "run_cached"]
 
 
 def cache_dir() -> Path:
     """Where cached results live (see module docstring)."""
-    env = os.environ.get("EQUIV_RESULTS_CACHE")
+    env = os.environ.get(RESULTS_CACHE_ENV)
     if env:
         return Path(env)
     checkout = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from equiv.data import mnist
-from equiv.experiments.params import PROFILES, Param, check_model_sizes, resolve
+from equiv.experiments.params import Param, check_model_sizes, per_profile, resolve
 from equiv.experiments.record import attach
 from equiv.experiments.result import ExperimentResult
 from equiv.experiments.rotated_mnist import _CONFIG, parse_config
@@ -34,17 +34,17 @@ __all__ = ["SPEC", "layerwise_equivariance_experiment", "per_layer_errors", "sum
 SPEC = [
     Param("configs", "list[str]", ["p4-27", "p4-28", "p4-29"], "models as group-input_size",
           check=lambda v: all(_CONFIG.match(c) for c in v), requirement="strings like 'p4-28'"),
-    Param("train_size", "int", dict(zip(PROFILES, (300, 2000, 8000))), check=lambda v: v >= 10, requirement=">= 10"),
-    Param("epochs", "int", dict(zip(PROFILES, (1, 3, 50))), check=lambda v: v >= 1, requirement=">= 1"),
-    Param("eval_images", "int", dict(zip(PROFILES, (8, 64, 256))), "test digits the errors are measured on",
+    Param("train_size", "int", per_profile(300, 2000, 8000), check=lambda v: v >= 10, requirement=">= 10"),
+    Param("epochs", "int", per_profile(1, 3, 50), check=lambda v: v >= 1, requirement=">= 1"),
+    Param("eval_images", "int", per_profile(8, 64, 256), "test digits the errors are measured on",
           check=lambda v: v >= 1, requirement=">= 1"),
     Param("channels", "int", 10, check=lambda v: v >= 1, requirement=">= 1"),
     Param("dropout", "float", 0.3, check=lambda v: 0 <= v < 1, requirement="0 <= dropout < 1"),
-    Param("lr", "float", dict(zip(PROFILES, (0.003, 0.003, 0.01))), check=lambda v: v > 0, requirement="> 0"),
+    Param("lr", "float", per_profile(0.003, 0.003, 0.01), check=lambda v: v > 0, requirement="> 0"),
     Param("weight_decay", "float", 1e-5, check=lambda v: v >= 0, requirement=">= 0"),
-    Param("batch_size", "int", dict(zip(PROFILES, (32, 32, 256))), check=lambda v: v >= 1, requirement=">= 1"),
+    Param("batch_size", "int", per_profile(32, 32, 256), check=lambda v: v >= 1, requirement=">= 1"),
     Param("seed", "int", 1, check=lambda v: v >= 0, requirement=">= 0"),
-    Param("source", "str", dict(zip(PROFILES, ("embedded", "embedded", "full"))), choices=("embedded", "full")),
+    Param("source", "str", per_profile("embedded", "embedded", "full"), choices=("embedded", "full")),
     Param("root", "str|null", None),
     Param("device", "str", "auto"),
 ]

@@ -14,26 +14,17 @@ one line naming the key, the value and what is allowed.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+from equiv.settings import PROFILES, per_profile, resolve_profile
 from equiv.validation import KindError, coerce
 
-__all__ = ["PROFILES", "MAX_INPUT_SIZE", "Param", "resolve", "resolve_profile", "check_model_sizes"]
+__all__ = ["PROFILES", "MAX_INPUT_SIZE", "Param", "per_profile", "resolve", "resolve_profile", "check_model_sizes"]  # profiles: equiv.settings
 
-PROFILES = ("smoke", "book", "paper")
 #: the largest input side an experiment accepts: MNIST/CIFAR digits resized beyond it carry no new information,
 #: and a batch of such images would not fit in memory on a laptop
 MAX_INPUT_SIZE = 1024
-
-
-def resolve_profile(profile: str | None = None) -> str:
-    """``profile`` if given, else ``$EQUIV_PROFILE``, else ``"book"``; checked against :data:`PROFILES`."""
-    value = profile if profile is not None else os.environ.get("EQUIV_PROFILE") or "book"
-    if value not in PROFILES:
-        raise ValueError(f"unknown profile {value!r}; allowed: {', '.join(PROFILES)}")
-    return value
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ import json
 import os
 from pathlib import Path
 
-import pandas as pd
 
 from equiv.atomic_io import atomic_write_json
 from equiv.experiments.record import load_result, save_result

@@ -18,7 +18,7 @@ from equiv.data import mnist
 from equiv.claims import rotmnist_contrasts
 from equiv.evaluation import TEST_ANGLES, contrast_numbers, rotation_sweep
 from equiv.seeds import SEEDS_HELP, is_seed_spec, seed_list
-from equiv.experiments.params import PROFILES, Param, check_model_sizes, resolve
+from equiv.experiments.params import Param, check_model_sizes, per_profile, resolve
 from equiv.experiments.record import attach
 from equiv.experiments.result import ExperimentResult
 from equiv.models import build
@@ -44,38 +44,35 @@ def parse_config(text: str) -> tuple[str, int]:
     return m.group(1), int(m.group(2))
 
 
-def _by_profile(smoke: Any, book: Any, paper: Any) -> dict[str, Any]:
-    return dict(zip(PROFILES, (smoke, book, paper)))
-
 
 SPEC = [
-    Param("source", "str", _by_profile("embedded", "embedded", "full"), "MNIST source", choices=("embedded", "full")),
+    Param("source", "str", per_profile("embedded", "embedded", "full"), "MNIST source", choices=("embedded", "full")),
     Param("root", "str|null", None, "data folder for source='full'"),
-    Param("train_size", "int", _by_profile(500, 3000, 8000), "training digits", check=lambda v: v >= 10,
+    Param("train_size", "int", per_profile(500, 3000, 8000), "training digits", check=lambda v: v >= 10,
           requirement=">= 10"),
-    Param("val_size", "int", _by_profile(100, 1000, 2000), "validation digits", check=lambda v: v >= 0, requirement=">= 0"),
-    Param("test_size", "int", _by_profile(300, 500, 60000), "test digits", check=lambda v: v >= 10, requirement=">= 10"),
-    Param("configs", "list[str]", _by_profile(["p4-27", "p4-28"], ["p4-27", "p4-28", "p4-29", "z2-28"],
+    Param("val_size", "int", per_profile(100, 1000, 2000), "validation digits", check=lambda v: v >= 0, requirement=">= 0"),
+    Param("test_size", "int", per_profile(300, 500, 60000), "test digits", check=lambda v: v >= 10, requirement=">= 10"),
+    Param("configs", "list[str]", per_profile(["p4-27", "p4-28"], ["p4-27", "p4-28", "p4-29", "z2-28"],
                                                ["p4-27", "p4-28", "p4-29", "z2-28"]),
           "models as group-input_size", check=lambda v: all(_CONFIG.match(c) for c in v),
           requirement="strings like 'p4-28' (group z2/p4/p4m, input size)"),
-    Param("train_rotations", "list[str]", _by_profile(["upright"], ["upright"], ["upright", "normal45_sd20_perbatch",
+    Param("train_rotations", "list[str]", per_profile(["upright"], ["upright"], ["upright", "normal45_sd20_perbatch",
                                                     "normal45_sd40_perbatch", "uniform"]),
           "training-rotation regimes", choices=REGIMES),
-    Param("seeds", "int|list[int]", _by_profile([1], [1], 100), "seeds (a count n means 1..n: equiv.seeds)",
+    Param("seeds", "int|list[int]", per_profile([1], [1], 100), "seeds (a count n means 1..n: equiv.seeds)",
           check=is_seed_spec, requirement=SEEDS_HELP),
-    Param("epochs", "int", _by_profile(2, 5, 50), check=lambda v: v >= 1, requirement=">= 1"),
-    Param("batch_size", "int", _by_profile(16, 32, 256), "(the paper: 256; smaller batches learn in fewer epochs)", check=lambda v: v >= 1, requirement=">= 1"),
-    Param("lr", "float", _by_profile(0.003, 0.003, 0.01), "Adam learning rate (the paper: 0.01 at batch 256)", check=lambda v: v > 0,
+    Param("epochs", "int", per_profile(2, 5, 50), check=lambda v: v >= 1, requirement=">= 1"),
+    Param("batch_size", "int", per_profile(16, 32, 256), "(the paper: 256; smaller batches learn in fewer epochs)", check=lambda v: v >= 1, requirement=">= 1"),
+    Param("lr", "float", per_profile(0.003, 0.003, 0.01), "Adam learning rate (the paper: 0.01 at batch 256)", check=lambda v: v > 0,
           requirement="> 0"),
     Param("weight_decay", "float", 1e-5, check=lambda v: v >= 0, requirement=">= 0"),
-    Param("step_size", "int", _by_profile(10, 2, 10), "StepLR step (epochs)", check=lambda v: v >= 1, requirement=">= 1"),
+    Param("step_size", "int", per_profile(10, 2, 10), "StepLR step (epochs)", check=lambda v: v >= 1, requirement=">= 1"),
     Param("gamma", "float", 0.5, "StepLR factor", check=lambda v: 0 < v <= 1, requirement="0 < gamma <= 1"),
     Param("channels_p4", "int", 10, "channels per group element of the P4/P4M models", check=lambda v: v >= 1,
           requirement=">= 1"),
     Param("channels_z2", "int", 20, "channels of the Z2 model", check=lambda v: v >= 1, requirement=">= 1"),
     Param("dropout", "float", 0.3, check=lambda v: 0 <= v < 1, requirement="0 <= dropout < 1"),
-    Param("test_angles", "list[float]", _by_profile([0, 45, 90, 180, 270], list(TEST_ANGLES), list(TEST_ANGLES))),
+    Param("test_angles", "list[float]", per_profile([0, 45, 90, 180, 270], list(TEST_ANGLES), list(TEST_ANGLES))),
     Param("data_seed", "int", 0, "seed of the data split", check=lambda v: v >= 0, requirement=">= 0"),
     Param("device", "str", "auto", "auto, cpu, cuda or cuda:N"),
 ]

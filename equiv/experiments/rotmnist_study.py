@@ -24,7 +24,7 @@ import torch
 
 from equiv.data import mnist_fold
 from equiv.evaluation import TEST_ANGLES, rotation_sweep
-from equiv.experiments.params import PROFILES, Param, check_model_sizes, resolve
+from equiv.experiments.params import Param, check_model_sizes, per_profile, resolve
 from equiv.experiments.record import attach
 from equiv.experiments.result import ExperimentResult
 from equiv.experiments.rotated_mnist import parse_config
@@ -92,9 +92,6 @@ class StudyDesign:
 DESIGN = StudyDesign()
 
 
-def _by_profile(smoke: Any, book: Any, paper: Any) -> dict[str, Any]:
-    return dict(zip(PROFILES, (smoke, book, paper)))
-
 
 def _check_regime(value: str) -> bool:
     return value in DESIGN.regimes
@@ -106,12 +103,12 @@ SPEC = [
     Param("model", "str", DESIGN.exact, "model as group-input_size", check=lambda v: v in DESIGN.models or v.startswith(("p4-", "z2-")),
           requirement=f"one of {', '.join(DESIGN.models)} (or another 'p4-N' / 'z2-N')"),
     Param("seed", "int", 1, "training seed (study seeds start at 1; 0 is the pilot's)", check=lambda v: v >= 0, requirement=">= 0"),
-    Param("epochs", "int", _by_profile(1, DESIGN.epochs, DESIGN.epochs), check=lambda v: v >= 1, requirement=">= 1"),
-    Param("train_size", "int", _by_profile(256, DESIGN.train_size, DESIGN.train_size), "training digits (the first of the fold's)",
+    Param("epochs", "int", per_profile(1, DESIGN.epochs, DESIGN.epochs), check=lambda v: v >= 1, requirement=">= 1"),
+    Param("train_size", "int", per_profile(256, DESIGN.train_size, DESIGN.train_size), "training digits (the first of the fold's)",
           check=lambda v: 1 <= v <= DESIGN.train_size, requirement=f"1..{DESIGN.train_size}"),
-    Param("test_size", "int", _by_profile(100, DESIGN.test_size, DESIGN.test_size), "test digits (the first of the fold's)",
+    Param("test_size", "int", per_profile(100, DESIGN.test_size, DESIGN.test_size), "test digits (the first of the fold's)",
           check=lambda v: 1 <= v <= DESIGN.test_size, requirement=f"1..{DESIGN.test_size}"),
-    Param("test_angles", "list[float]", _by_profile([0.0, 45.0, 90.0, 180.0, 270.0], list(DESIGN.test_angles), list(DESIGN.test_angles))),
+    Param("test_angles", "list[float]", per_profile([0.0, 45.0, 90.0, 180.0, 270.0], list(DESIGN.test_angles), list(DESIGN.test_angles))),
     Param("device", "str", "auto", "auto, cpu, cuda or cuda:N"),
 ]
 

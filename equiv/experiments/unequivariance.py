@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from equiv.claims import PROBE_MARGIN, probe_summary
 from equiv.seeds import SEEDS_HELP, is_seed_spec, seed_list
-from equiv.experiments.params import PROFILES, Param, check_model_sizes, resolve
+from equiv.experiments.params import Param, check_model_sizes, per_profile, resolve
 from equiv.experiments.record import attach
 from equiv.experiments.result import ExperimentResult
 from equiv.glyphs import GLYPHS, glyph
@@ -52,13 +52,13 @@ SPEC = [
           "normalisation; small scales make the lattice differences tiny and learning slow)", check=lambda v: v > 0,
           requirement="> 0"),
     Param("antialias", "bool", False, "4x4-supersampled edges instead of a hard bitmap"),
-    Param("steps", "int", dict(zip(PROFILES, (150, 800, 800))), "full-batch SGD steps", check=lambda v: v >= 1,
+    Param("steps", "int", per_profile(150, 800, 800), "full-batch SGD steps", check=lambda v: v >= 1,
           requirement=">= 1"),
     Param("lr", "float", 1e-3, check=lambda v: v > 0, requirement="> 0"),
     Param("momentum", "float", 0.9, check=lambda v: 0 <= v < 1, requirement="0 <= momentum < 1"),
-    Param("seeds", "int|list[int]", dict(zip(PROFILES, ([0], [0, 1, 2], 10))), "seeds (a count n means 1..n: equiv.seeds)",
+    Param("seeds", "int|list[int]", per_profile([0], [0, 1, 2], 10), "seeds (a count n means 1..n: equiv.seeds)",
           check=is_seed_spec, requirement=SEEDS_HELP),
-    Param("panel_steps", "list[int]", dict(zip(PROFILES, ([0, 150], [0, 100, 800], [0, 100, 800]))),
+    Param("panel_steps", "list[int]", per_profile([0, 150], [0, 100, 800], [0, 100, 800]),
           "steps at which feature-map panels are recorded (seed = first seed)"),
 ]
 

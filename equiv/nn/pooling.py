@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from equiv.nn.layout import from_planes, is_fast_layout, to_planes
