@@ -54,6 +54,8 @@ __all__ = [
     "PROBE_MARGIN",
     "PROBE_GAP_TOL",
     "is_exact",
+    "right_angle_spreads",
+    "exact_identical_at_right_angles",
     "profile_of",
     "describe_scale",
     "rotmnist_contrasts",
@@ -454,13 +456,29 @@ def _rule_c2_architectures(verdicts: pd.DataFrame) -> _Outcome:
     return _Outcome(ok, verdict + "; ".join(parts))
 
 
-def _rule_c2_mnist(frame: pd.DataFrame) -> _Outcome:
+def right_angle_spreads(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per P4 run of a rotated-MNIST accuracy table: the spread (max − min, in points) of its accuracies at 0°,
+    90°, 180° and 270°, rounded to :data:`equiv.tolerances.ACCURACY_DECIMALS`, and whether its size is ``exact``
+    (:func:`is_exact`). An exactly invariant model has spread 0."""
     spread = ref.right_angle_spread(frame)
     spread = spread[spread["group"] == "p4"].copy()
-    if spread.empty:
-        return _Outcome(None, "no P4 runs")
     spread["exact"] = [is_exact("p4", int(s)) for s in spread["input_size"]]
     spread["right_angle_spread"] = spread["right_angle_spread"].round(ACCURACY_DECIMALS)
+    return spread.reset_index(drop=True)
+
+
+def exact_identical_at_right_angles(frame: pd.DataFrame) -> bool:
+    """Whether there is an exact P4 run and every exact P4 run has identical accuracies at the four right angles
+    (:func:`right_angle_spreads`)."""
+    spread = right_angle_spreads(frame)
+    exact = spread[spread["exact"]]
+    return bool(len(exact) and (exact["right_angle_spread"] == 0).all())
+
+
+def _rule_c2_mnist(frame: pd.DataFrame) -> _Outcome:
+    spread = right_angle_spreads(frame)
+    if spread.empty:
+        return _Outcome(None, "no P4 runs")
     e, a = spread[spread["exact"]], spread[~spread["exact"]]
     if e.empty or a.empty:
         return _Outcome(None, "needs an exact and an approximate P4 model")

@@ -260,3 +260,21 @@ def test_gather_results_runs_the_chapters_defaults_or_uses_collected(tmp_path, m
     calls.clear()
     claims.gather_results("smoke", run=fake_run, prefer_collected=False)
     assert "rotated_mnist" in [name for name, _ in calls]
+
+
+def test_exact_identical_at_right_angles_reads_the_spread_of_every_exact_run() -> None:
+    def runs(acc_28_90: float) -> pd.DataFrame:
+        rows = []
+        for size, accs in ((28, (97.0, acc_28_90, 97.0, 97.0)), (27, (98.0, 60.0, 61.0, 59.0))):
+            for angle, a in zip((0.0, 90.0, 180.0, 270.0), accs):
+                rows.append({"train_rotation": "upright", "group": "p4", "input_size": size, "seed": 1,
+                             "test_angle": angle, "accuracy": a})
+        return pd.DataFrame(rows)
+
+    assert claims.exact_identical_at_right_angles(runs(97.0))
+    assert not claims.exact_identical_at_right_angles(runs(97.0 + 1e-3))  # a real difference, however small
+    assert claims.exact_identical_at_right_angles(runs(97.0 + 1e-9))  # float32 summation order is
+    only_approx = runs(97.0)
+    assert not claims.exact_identical_at_right_angles(only_approx[only_approx["input_size"] == 27])
+    spreads = claims.right_angle_spreads(runs(97.0)).set_index("input_size")
+    assert spreads.loc[28, "exact"] and not spreads.loc[27, "exact"] and spreads.loc[27, "right_angle_spread"] == 39.0  # 98 − 59
