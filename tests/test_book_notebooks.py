@@ -175,3 +175,14 @@ def test_chapters_that_read_committed_results_declare_them(path: Path) -> None:
     calls = [r for r in RESULT_READERS if r in code]
     if calls:
         assert chapter_reads(ROOT, chapter), f"{path.name} calls {calls} but declares no metadata equiv.reads"
+
+
+MAX_CELL_LINES = 15  #: a chapter's code cell: parameters, one library call, one plot
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_code_cells_stay_short(path: Path) -> None:
+    """Logic belongs in the library (equiv.experiments, equiv.figures, equiv.book_text); a cell only calls it."""
+    long = [(i, len(c.source.splitlines())) for i, c in enumerate(_read(path).cells)
+            if c.cell_type == "code" and len(c.source.splitlines()) > MAX_CELL_LINES]
+    assert not long, f"{path.name}: code cells longer than {MAX_CELL_LINES} lines (cell, lines): {long}"
