@@ -168,12 +168,29 @@ def _failure_line(stem: str, run_dir: Path) -> str:
     return f"chapter {stem}: {where} raised {err.get('type', 'an error')}: {message} (partial notebook: {run_dir / (stem + '.ipynb')})"
 
 
+def _check_backend(backend: str, scheduler: str | None) -> None:
+    from equiv.batch.runner import BACKENDS
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not allowed; allowed: {', '.join(BACKENDS)}")
+    if backend == "dask" and not scheduler:
+        raise ValueError("backend 'dask' needs a scheduler address (--scheduler tcp://HOST:PORT)")
+    if backend != "dask" and scheduler is not None:
+        raise ValueError(f"--scheduler {scheduler!r} only applies to backend 'dask', not {backend!r}")
+
+
 def execute_book(root: Path, profile: str, *, jobs: int = 1, threads: int | None = None, progress: bool = True,
-                 only: Sequence[str] | None = None) -> BookSummary:
+                 only: Sequence[str] | None = None, backend: str = "local", scheduler: str | None = None,
+                 slurm: dict | None = None) -> BookSummary:
     """Stage 1: execute every notebook chapter whose inputs changed (see the module docstring).
 
-    ``only`` restricts the build to those chapter stems (for tests). Raises :class:`BookBuildError` naming
-    every failed chapter after all chapters that could run have run."""
+    ``backend`` is where the chapters execute, as for ``equiv run``: ``local`` (``jobs`` worker processes,
+    ``threads`` CPU threads each), ``slurm`` (one submitit job array per phase; ``slurm`` holds
+    :class:`equiv.batch.slurm.SlurmOptions` keys, e.g. ``partition`` and ``gpus_per_run``) or ``dask`` (the
+    cluster at ``scheduler``). A paper-scale book is executed on a cluster this way and rendered where the run
+    folders are (``equiv book --profile paper --backend slurm``). ``only`` restricts the build to those
+    chapter stems (for tests). Raises :class:`BookBuildError` naming every failed chapter after all chapters
+    that could run have run."""
     from equiv.batch.execute import RunTask
     from equiv.batch.local import run_local
     from equiv.batch.progress import GridProgress
@@ -182,6 +199,13 @@ def execute_book(root: Path, profile: str, *, jobs: int = 1, threads: int | None
     _check_profile(profile)
     if not is_int(jobs, numpy=False) or jobs < 1:
         raise ValueError(f"jobs={jobs!r} is not allowed; allowed: a whole number >= 1")
+    _check_backend(backend, scheduler)
+    slurm_options = None
+    if backend == "slurm":
+        from equiv.batch.slurm import SlurmOptions, check_available
+
+        slurm_options = SlurmOptions.merged({}, {"array_parallelism": jobs, **{k: v for k, v in (slurm or {}).items() if v is not None}})
+        check_available(slurm_options)
     pages = [c for c in chapters(root) if c.notebook and (only is None or c.stem in only)]
     base = executed_dir(root, profile)
     summary = BookSummary([], [], [])
@@ -216,7 +240,20 @@ def execute_book(root: Path, profile: str, *, jobs: int = 1, threads: int | None
                 if outcome.status in ("done", "skipped") and outcome.run_id in keys:
                     atomic_write_json(base / outcome.run_id / INPUTS_FILE, {"key": keys[outcome.run_id], "profile": profile})
 
-            outcomes = {o.run_id: o for o in run_local(tasks, jobs=jobs, progress=bar, threads=threads, on_outcome=stamp)}
+            if backend == "local":
+                done_runs = run_local(tasks, jobs=jobs, progress=bar, threads=threads, on_outcome=stamp)
+            elif backend == "slurm":
+                from equiv.batch.slurm import run_slurm
+
+                done_runs = run_slurm(tasks, options=slurm_options, folder=base / ".submitit", progress=bar,
+                                      name=f"equiv-book-{profile}")
+            else:
+                from equiv.batch.dask_backend import run_dask
+
+                done_runs = run_dask(tasks, scheduler=scheduler, progress=bar)
+            for outcome in done_runs:  # the cluster backends report when the phase ends
+                stamp(outcome)
+            outcomes = {o.run_id: o for o in done_runs}
             for chapter, key in phase:
                 outcome = outcomes.get(chapter.stem)
                 if outcome is not None and outcome.status in ("done", "skipped"):
@@ -286,7 +323,10 @@ def cmd_book(args) -> int:
     """``equiv book``: stage 1 then stage 2 (or one of them)."""
     root = Path(args.root).resolve()
     if not args.render_only:
-        s = execute_book(root, args.profile, jobs=args.jobs, threads=args.threads, progress=not args.no_progress)
+        from equiv.batch.cli import slurm_overrides
+
+        s = execute_book(root, args.profile, jobs=args.jobs, threads=args.threads, progress=not args.no_progress,
+                         backend=args.backend, scheduler=args.scheduler, slurm=slurm_overrides(args))
         print(f"equiv book: stage 1 at profile {args.profile}: {len(s.executed)} chapter(s) executed, "
               f"{len(s.reused)} unchanged", file=sys.stderr)
     if not args.execute_only:
@@ -297,7 +337,8 @@ def cmd_book(args) -> int:
 
 def register(subparsers) -> None:
     """Add ``book`` to the ``equiv`` command line."""
-    from equiv.batch.cli import _positive_int
+    from equiv.batch.cli import _positive_int, add_slurm_arguments
+    from equiv.batch.runner import BACKENDS
 
     p = subparsers.add_parser("book", help="build the website: execute the chapters with papermill, then render them",
                               description=__doc__.splitlines()[0])
@@ -310,4 +351,8 @@ def register(subparsers) -> None:
     stage.add_argument("--execute-only", action="store_true", help="stage 1 only")
     stage.add_argument("--render-only", action="store_true", help="stage 2 only (the chapters must be executed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--backend", choices=BACKENDS, default="local",
+                   help="where the chapters execute (default: local; slurm or dask as for equiv run)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address, for --backend dask")
+    add_slurm_arguments(p, "Slurm (--backend slurm)")
     p.set_defaults(func=cmd_book)

@@ -198,3 +198,26 @@ def test_sigkill_mid_build_then_rebuild_reuses_the_finished_chapters(book: Path)
     assert not (executed_dir(book, "smoke") / "gamma" / "inputs.json").exists()
     again = execute_book(book, "smoke", jobs=1, threads=1, progress=False)
     assert again.executed == ["gamma"] and sorted(again.reused) == ["alpha", "beta"]
+
+
+def test_stage_one_runs_on_the_slurm_backend_then_resumes_locally(book: Path) -> None:
+    """``equiv book --backend slurm`` (submitit's LocalExecutor in place of Slurm): the chapters run as a job
+    array, are stamped, and a later local build reuses them — a book executed on a cluster renders here."""
+    first = execute_book(book, "smoke", jobs=2, progress=False, backend="slurm", slurm={"cluster": "local", "time_limit_min": 10})
+    assert sorted(first.executed) == ["alpha", "beta", "claims_ledger"]
+    assert "alpha ran at smoke" in _output(book, "claims_ledger")
+    assert (executed_dir(book, "smoke") / ".submitit").is_dir()
+    again = execute_book(book, "smoke", jobs=1, threads=1, progress=False)
+    assert again.executed == [] and sorted(again.reused) == ["alpha", "beta", "claims_ledger"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"backend": "ssh"}, r"^backend 'ssh' is not allowed; allowed: local, slurm, dask$"),
+    ({"backend": "dask"}, r"^backend 'dask' needs a scheduler address"),
+    ({"scheduler": "tcp://127.0.0.1:1"}, r"^--scheduler 'tcp://127.0.0.1:1' only applies to backend 'dask', not 'local'$"),
+    ({"backend": "slurm", "slurm": {"cluster": "aws"}}, r"Slurm cluster 'aws' is not allowed"),
+])
+def test_bad_backend_options_are_refused_before_any_work(book: Path, kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        execute_book(book, "smoke", progress=False, **kwargs)
+    assert not executed_dir(book, "smoke").exists()

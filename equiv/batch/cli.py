@@ -55,9 +55,23 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """``equiv run``: execute a grid; print failures and a last line with the counts."""
-    slurm = {
+def add_slurm_arguments(parser: argparse.ArgumentParser, title: str) -> None:
+    """The ``--slurm-*`` flags (``equiv run`` and ``equiv book``); read back with :func:`slurm_overrides`."""
+    from equiv.batch.slurm import CLUSTERS
+
+    slurm = parser.add_argument_group(title)
+    slurm.add_argument("--slurm-partition", default=None)
+    slurm.add_argument("--slurm-gpus-per-run", type=_nonneg_int, default=None, metavar="N")
+    slurm.add_argument("--slurm-cpus-per-run", type=_positive_int, default=None, metavar="N")
+    slurm.add_argument("--slurm-time-limit", type=_positive_int, default=None, metavar="MINUTES", help="per run")
+    slurm.add_argument("--slurm-array-parallelism", type=_positive_int, default=None, metavar="N", help="array tasks at once (default: --jobs)")
+    slurm.add_argument("--slurm-mem-gb", type=_positive_float, default=None, metavar="GB")
+    slurm.add_argument("--slurm-cluster", choices=CLUSTERS, default=None, help="'local' runs the array with submitit's LocalExecutor")
+
+
+def slurm_overrides(args: argparse.Namespace) -> dict:
+    """The ``--slurm-*`` flags as :class:`equiv.batch.slurm.SlurmOptions` keys (None: not given)."""
+    return {
         "cluster": args.slurm_cluster,
         "partition": args.slurm_partition,
         "gpus_per_run": args.slurm_gpus_per_run,
@@ -66,6 +80,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         "array_parallelism": args.slurm_array_parallelism,
         "mem_gb": args.slurm_mem_gb,
     }
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``equiv run``: execute a grid; print failures and a last line with the counts."""
+    slurm = slurm_overrides(args)
     try:
         summary = _run(args, slurm)
     except KeyboardInterrupt:
@@ -163,7 +182,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``run``, ``status`` and ``results`` to the ``equiv`` command line."""
     from equiv.batch.grid import MAX_RUNS
     from equiv.batch.runner import BACKENDS
-    from equiv.batch.slurm import CLUSTERS
 
     run = subparsers.add_parser(
         "run",
@@ -187,14 +205,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"allow a grid of up to N runs (default {MAX_RUNS}; bigger grids are refused before anything is written)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    slurm = run.add_argument_group("Slurm (--backend slurm; override the grid's 'slurm:' section)")
-    slurm.add_argument("--slurm-partition", default=None)
-    slurm.add_argument("--slurm-gpus-per-run", type=_nonneg_int, default=None, metavar="N")
-    slurm.add_argument("--slurm-cpus-per-run", type=_positive_int, default=None, metavar="N")
-    slurm.add_argument("--slurm-time-limit", type=_positive_int, default=None, metavar="MINUTES", help="per run")
-    slurm.add_argument("--slurm-array-parallelism", type=_positive_int, default=None, metavar="N", help="array tasks at once (default: --jobs)")
-    slurm.add_argument("--slurm-mem-gb", type=_positive_float, default=None, metavar="GB")
-    slurm.add_argument("--slurm-cluster", choices=CLUSTERS, default=None, help="'local' runs the array with submitit's LocalExecutor")
+    add_slurm_arguments(run, "Slurm (--backend slurm; override the grid's 'slurm:' section)")
     run.set_defaults(func=cmd_run)
 
     status = subparsers.add_parser("status", help="list each run of a grid: done / failed / running / pending")
