@@ -1,7 +1,7 @@
 """Text that the book's pages show: numbers glued into the Markdown, and the claims ledger as HTML.
 
 - :func:`glue_values` glues a dict of key numbers (``name → value``) at once, so a chapter glues what a library
-  function returned in one call; the Markdown cells read each one as ``{glue:text}`name```.
+  function returned in one call; the Markdown cells paste each one by name with myst-nb's ``glue`` role.
 - :func:`threshold_text` writes a threshold as the prose does (``1e-6``, not Python's ``1e-06``), so a printed
   or glued threshold reads the same as the text around it.
 - :func:`ledger_html` renders a :func:`equiv.claims.claims_ledger` table as the ledger page's HTML table (three
