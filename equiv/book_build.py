@@ -43,7 +43,7 @@ from equiv.settings import DEFAULT_PROFILE, PROFILE_ENV, PROFILES
 from equiv.validation import is_int
 
 __all__ = ["LAST", "BookBuildError", "Chapter", "chapters", "chapter_reads", "inputs_key", "executed_dir", "execute_book",
-           "assemble_site", "render_site", "BookSummary"]
+           "assemble_site", "render_key", "render_site", "BookSummary"]
 
 #: chapters that run only after every other chapter is done (they read the others' results)
 LAST = ("claims_ledger",)
@@ -304,11 +304,40 @@ def assemble_site(root: Path, profile: str) -> Path:
     return site
 
 
+RENDER_STAMP = ".book-render.json"
+
+
+def render_key(root: Path, site: Path, profile: str) -> str:
+    """SHA-256 of everything stage 2 renders from: the assembled site (executed notebooks, pages, table of
+    contents, configuration, static files), the library (the API page's docstrings) and ``pyproject.toml``
+    (the repository URL). Equal keys and an existing ``_build/html``: :func:`render_site` renders nothing."""
+    files = [p for p in site.rglob("*") if p.is_file()]
+    library = [p for p in (root / "equiv").rglob("*.py") if "__pycache__" not in p.parts]
+    extra = [root / "pyproject.toml"] if (root / "pyproject.toml").is_file() else []
+    h = hashlib.sha256(profile.encode())
+    h.update(_tree_hash(files, site).encode())
+    h.update(_tree_hash(library + extra, root).encode())
+    return h.hexdigest()
+
+
 def render_site(root: Path, profile: str, *, flags: Sequence[str] = ("-W", "--keep-going")) -> Path:
     """Stage 2: assemble the site and render it with Jupyter Book into ``_build/html``; returns that folder.
-    Raises :class:`BookBuildError` when Jupyter Book fails (its output has the warnings)."""
+    Nothing is rendered when :func:`render_key` equals the last successful render's and ``_build/html`` exists,
+    so an unchanged ``make book`` takes well under ten seconds. Raises :class:`BookBuildError` when Jupyter Book
+    fails (its output has the warnings)."""
     root = Path(root).resolve()
     site = assemble_site(root, profile)
+    html = root / "_build" / "html"
+    key = render_key(root, site, profile)
+    stamp_file = root / "_build" / RENDER_STAMP
+    try:
+        stamp = json.loads(stamp_file.read_text())
+    except (OSError, ValueError):
+        stamp = {}
+    if stamp.get("key") == key and (html / "index.html").is_file():
+        print(f"equiv book: stage 2 at profile {profile}: nothing changed since the last render", file=sys.stderr)
+        return html  # what Jupyter Book would render is what it rendered last time
+    stamp_file.unlink(missing_ok=True)
     jb = Path(sys.executable).with_name("jupyter-book")
     command = [str(jb) if jb.is_file() else "jupyter-book", "build", str(site), "--path-output", str(root),
                "--builder", "html", *flags]
@@ -316,7 +345,8 @@ def render_site(root: Path, profile: str, *, flags: Sequence[str] = ("-W", "--ke
     if done.returncode != 0:
         raise BookBuildError(f"jupyter-book build failed (exit {done.returncode}) on {site}; its output above has the warnings")
     (root / "_build" / ".book-profile").write_text(profile + "\n")
-    return root / "_build" / "html"
+    atomic_write_json(stamp_file, {"key": key, "profile": profile})
+    return html
 
 
 def cmd_book(args) -> int:
@@ -331,7 +361,7 @@ def cmd_book(args) -> int:
               f"{len(s.reused)} unchanged", file=sys.stderr)
     if not args.execute_only:
         html = render_site(root, args.profile)
-        print(f"equiv book: rendered {html / 'index.html'}", file=sys.stderr)
+        print(f"equiv book: the site is {html / 'index.html'}", file=sys.stderr)
     return 0
 
 

@@ -25,26 +25,36 @@ __all__ = ["main", "build_parser", "USAGE", "BUG"]
 USAGE = 2  # exit status for bad input (argparse uses it too)
 BUG = 70  # exit status for an internal error (sysexits.h EX_SOFTWARE)
 
-# sub-command modules, in the order `equiv --help` lists them
-_COMMAND_MODULES = (
-    "equiv.exactness_cli",  # equiv check
-    "equiv.data.cli",  # equiv data download
-    "equiv.batch.cli",  # equiv run / status / results
-    "equiv.book_build",  # equiv book
-)
+# sub-command modules, in the order `equiv --help` lists them, with the commands each registers
+_COMMAND_MODULES = {
+    "equiv.exactness_cli": ("check",),
+    "equiv.data.cli": ("data",),
+    "equiv.batch.cli": ("run", "status", "results"),
+    "equiv.book_build": ("book",),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``equiv`` parser; with ``command``, only the module of that command is imported (``equiv book`` and
+    ``equiv run`` then start without loading torch), otherwise every command's."""
     parser = argparse.ArgumentParser(prog="equiv", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in _COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for name, commands in _COMMAND_MODULES.items():
+        if command is None or command in commands:
+            importlib.import_module(name).register(sub)
     return parser
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The sub-command ``argv`` names, if it is a known one and comes first; else None (help, a typo...)."""
+    known = {c for commands in _COMMAND_MODULES.values() for c in commands}
+    return argv[0] if argv and argv[0] in known else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

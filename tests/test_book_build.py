@@ -221,3 +221,34 @@ def test_bad_backend_options_are_refused_before_any_work(book: Path, kwargs, mes
     with pytest.raises(ValueError, match=message):
         execute_book(book, "smoke", progress=False, **kwargs)
     assert not executed_dir(book, "smoke").exists()
+
+
+def test_stage_two_renders_only_when_what_it_renders_changed(book: Path, capsys) -> None:
+    from equiv.book_build import render_site
+
+    (book / "_config.yml").write_text(yaml.safe_dump({"title": "t", "execute": {"execute_notebooks": "force"}}))
+    execute_book(book, "smoke", jobs=2, threads=1, progress=False)
+    index = render_site(book, "smoke") / "index.html"
+    assert index.is_file()
+    first = index.stat().st_mtime_ns
+    capsys.readouterr()
+    render_site(book, "smoke")  # nothing changed: Jupyter Book does not run
+    assert "nothing changed since the last render" in capsys.readouterr().err and index.stat().st_mtime_ns == first
+    (book / "book" / "intro.md").write_text("# Intro\n\nA new sentence.\n")
+    html = render_site(book, "smoke")
+    assert "nothing changed" not in capsys.readouterr().err
+    assert "A new sentence." in (html / "book" / "intro.html").read_text()
+
+
+def test_equiv_book_and_run_start_without_torch() -> None:
+    """Only the named command's module is imported, so an unchanged `make book` is not paid in torch imports."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom equiv.cli import main, build_parser\n"
+            "for argv in (['book', '--help'], ['run', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print('torch' in sys.modules)\n"
+            "build_parser()\nprint('torch' in sys.modules)")  # the full parser (help, typos) loads every command
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[-2:] == ["False", "True"], out[-2:]
