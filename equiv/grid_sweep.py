@@ -30,11 +30,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from equiv.exactness import check
+from equiv.exactness import check, exact_sizes
 from equiv.metrics import equivariance_error
 from equiv.tolerances import EXACT_TOL
 
-__all__ = ["SWEEP_COLUMNS", "predicted_vs_measured", "sweep_summary", "sweep_numbers"]
+__all__ = ["SWEEP_COLUMNS", "predicted_vs_measured", "sweep_summary", "sweep_numbers", "stacked_strided_convs"]
 
 #: the columns of :func:`predicted_vs_measured`
 SWEEP_COLUMNS = ["layer", "N", "r", "predicted", "measured", "error", "agree"]
@@ -133,3 +133,25 @@ def sweep_numbers(sweep: pd.DataFrame) -> dict[str, Any]:
             "size_min": int(sweep["N"].min()), "size_max": int(sweep["N"].max()),
             "max_exact_error": float(exact.max()), "min_approx_error": float(approx.min()),
             "median_approx_error": float(approx.median())}
+
+
+def stacked_strided_convs(depths: Iterable[int], sizes: Iterable[int]) -> pd.DataFrame:
+    """Exact input sizes of a stack of ``depth`` strided 3×3 convolutions (stride 2, padding 1: a lifting
+    :class:`~equiv.nn.P4ConvZ2` then :class:`~equiv.nn.P4ConvP4` layers), by the exactness predictor over
+    ``sizes``, against the rule that such a stack is exact iff ``N ≡ 1 (mod 2^depth)``.
+
+    One row per depth: ``strided 3×3 convs``, ``exact sizes N`` (as text), ``all ≡ 1 mod 2^depth`` and ``every
+    such N found`` (every size of ``sizes`` with that residue, at least ``2^depth``, is exact)."""
+    from equiv.nn import P4ConvP4, P4ConvZ2
+
+    sizes = list(sizes)
+    rows = []
+    for depth in depths:
+        stack = nn.Sequential(P4ConvZ2(1, 2, 3, stride=2, padding=1),
+                              *[P4ConvP4(2, 2, 3, stride=2, padding=1) for _ in range(depth - 1)])
+        found = exact_sizes(stack, sizes, "p4")
+        rule = [n for n in sizes if n >= 2 ** depth and n % 2 ** depth == 1]
+        rows.append({"strided 3×3 convs": depth, "exact sizes N": ", ".join(map(str, found)),
+                     "all ≡ 1 mod 2^depth": all(n % 2 ** depth == 1 for n in found),
+                     "every such N found": len(found) == len(rule)})
+    return pd.DataFrame(rows)

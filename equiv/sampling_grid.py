@@ -15,11 +15,12 @@ the sampling-grids chapter (:func:`equiv.figures.sampling_grids.window_diagram`)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import pandas as pd
 
 __all__ = ["AxisGrid", "conv_grid", "pool_grid", "adaptive_grid", "slice_grid", "leftover", "output_size",
-           "window_centres", "rotated_centres"]
+           "window_centres", "rotated_centres", "ceil_mode_rule_check"]
 
 Window = tuple[tuple[int, ...], float]  # (input indices read, divisor or 1)
 
@@ -157,3 +158,20 @@ def rotated_centres(layer: str, grid: AxisGrid, padding: int = 0) -> pd.DataFram
             rows.append({**common, "image": "r·x", "row": j, "col": n - 1 - i, "first_row_lo": lo,
                          "first_row_hi": hi, "first_col_lo": n - 1 - hi, "first_col_hi": n - 1 - lo})
     return pd.DataFrame(rows)
+
+
+def ceil_mode_rule_check(kernels: Iterable[int] = range(1, 8), strides: Iterable[int] = range(2, 5),
+                         max_size: int = 69, kinds: Iterable[str] = ("max", "avg")) -> dict[str, int]:
+    """Enumerate every ``ceil_mode=True`` pooling grid (each kind, kernel, stride, padding ``0..k//2`` and input
+    size ``k..max_size``) and count those where the enumerated windows' symmetry disagrees with the rule
+    "symmetric iff the leftover ``r`` is 0" (:func:`leftover`). Returns ``checked`` and ``disagree``."""
+    checked = disagree = 0
+    for kind in kinds:
+        for k in kernels:
+            for s in strides:
+                for p in range(0, k // 2 + 1):
+                    for n in range(k, max_size + 1):
+                        grid = pool_grid(n, k, s, p, ceil_mode=True, kind=kind)
+                        checked += 1
+                        disagree += grid.symmetric != (leftover(n, k, s, p) == 0)
+    return {"checked": checked, "disagree": disagree}

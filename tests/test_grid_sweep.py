@@ -151,3 +151,28 @@ def test_rotated_centres_map_the_rotated_image_back_by_the_inverse_rotation(n: i
     # the grid is mirror-symmetric iff both images are sampled at the same places
     same = set(zip(on_x["row"], on_x["col"])) == set(zip(on_rx["row"], on_rx["col"]))
     assert same == grid.symmetric
+
+
+def test_ceil_mode_rule_check_counts_every_grid_and_agrees_with_the_enumeration() -> None:
+    from equiv import sampling_grid as sg
+
+    small = sg.ceil_mode_rule_check(kernels=[3], strides=[2], max_size=12, kinds=["max"])
+    assert small == {"checked": len(range(3, 13)) * 2, "disagree": 0}  # paddings 0 and 1
+    full = sg.ceil_mode_rule_check()
+    assert full["checked"] == sum(len(range(k, 70)) * (k // 2 + 1) for k in range(1, 8)) * 3 * 2
+    assert full["disagree"] == 0
+
+
+def test_stacked_strided_convs_follow_the_residue_rule() -> None:
+    from equiv.grid_sweep import stacked_strided_convs
+    from equiv.exactness import check
+    from equiv.nn import P4ConvP4, P4ConvZ2
+    from torch import nn
+
+    table = stacked_strided_convs((1, 2), range(8, 30))
+    assert list(table["strided 3×3 convs"]) == [1, 2]
+    two = [int(n) for n in table.loc[1, "exact sizes N"].split(", ")]
+    assert two == [n for n in range(8, 30) if n % 4 == 1]
+    stack = nn.Sequential(P4ConvZ2(1, 2, 3, stride=2, padding=1), P4ConvP4(2, 2, 3, stride=2, padding=1))
+    assert check(stack, 21, "p4").exact and not check(stack, 23, "p4").exact
+    assert table["all ≡ 1 mod 2^depth"].all() and table["every such N found"].all()
