@@ -29,13 +29,15 @@ test: $(STAMP)
 # unchanged is not executed again, so a killed build resumes; no wall-clock limit on a cell; the claims ledger
 # runs last); (2) Jupyter Book renders the executed notebooks into _build/html without executing anything,
 # warnings as errors. `make book PROFILE=paper` renders a paper-scale book from chapters executed elsewhere.
-# BOOK_JOBS chapters run at once, BOOK_THREADS CPU threads each (empty: cores // jobs). The smoke profile's
-# tensors are tiny: there extra threads only cost time, so it runs two 1-thread chapters at a time.
-BOOK_JOBS    ?= $(if $(filter smoke,$(PROFILE)),2,1)
+# BOOK_JOBS chapters run at once, BOOK_THREADS CPU threads each. Both empty (the default at the book and paper
+# profiles): the packing `equiv run` measures for this machine (cached; the line is printed), and the longest
+# chapters start first. The smoke profile's tensors are tiny: there extra threads only cost time, so it runs two
+# 1-thread chapters at a time.
+BOOK_JOBS    ?= $(if $(filter smoke,$(PROFILE)),2,)
 BOOK_THREADS ?= $(if $(filter smoke,$(PROFILE)),1,)
 
 book: $(STAMP)
-	$(VENV)/bin/equiv book --profile $(PROFILE) --jobs $(BOOK_JOBS)$(if $(BOOK_THREADS), --threads $(BOOK_THREADS))
+	$(VENV)/bin/equiv book --profile $(PROFILE)$(if $(BOOK_JOBS), --jobs $(BOOK_JOBS))$(if $(BOOK_THREADS), --threads $(BOOK_THREADS))
 	@echo "book built at profile $(PROFILE): _build/html/index.html"
 
 clean-book:

@@ -11,6 +11,11 @@ cell, each chapter's run folder ``_build/executed/<profile>/<chapter>/`` holding
   committed result folders the notebook declares in its metadata, :func:`chapter_reads`) — :func:`inputs_key`, stored in
   the run folder as ``inputs.json`` once the chapter is done. After a kill, the next build runs only the
   chapters that had not finished.
+- **Start order.** Within a stage, the chapters expected to take longest start first (so ``--jobs 2`` does not
+  leave the longest chapter for the end): expected = the chapter's last measured ``duration_s`` at this profile
+  (its run folder's manifest, even when stale), else the seconds its notebook metadata records for the profile
+  (``"equiv": {"seconds": {"book": 480}}``, a measurement that only orders the start), else 0; ties keep the
+  reading order (:func:`start_order`).
 - **Order.** The chapters in :data:`LAST` (the claims ledger, which reads the other chapters' results from the
   result cache) run after every other chapter has finished, and again whenever any other chapter's inputs changed.
 - **Failures.** A failing cell fails the build after the other chapters of its stage have run: one line per
@@ -40,10 +45,10 @@ import yaml
 
 from equiv.atomic_io import atomic_write_json
 from equiv.settings import DEFAULT_PROFILE, PROFILE_ENV, PROFILES
-from equiv.validation import is_int
+from equiv.validation import is_int, is_real
 
 __all__ = ["LAST", "BookBuildError", "Chapter", "chapters", "chapter_reads", "inputs_key", "executed_dir", "execute_book",
-           "assemble_site", "render_key", "render_site", "BookSummary"]
+           "assemble_site", "render_key", "render_site", "BookSummary", "expected_seconds", "start_order"]
 
 #: chapters that run only after every other chapter is done (they read the others' results)
 LAST = ("claims_ledger",)
@@ -92,13 +97,42 @@ def _tree_hash(paths: Sequence[Path], root: Path) -> str:
 RESULTS = Path("data") / "results"
 
 
+def _chapter_meta(chapter: Chapter):
+    """The ``equiv`` entry of a notebook chapter's metadata (``{}`` when absent)."""
+    return json.loads(chapter.source.read_text(encoding="utf-8")).get("metadata", {}).get("equiv", {})
+
+
+def expected_seconds(root: Path, chapter: Chapter, profile: str) -> float:
+    """How long ``chapter`` is expected to execute at ``profile``: its last measured ``duration_s`` there (the
+    run folder's manifest, current or stale), else its notebook metadata's ``equiv.seconds[profile]``, else 0.
+
+    Used only to start the longest chapters first; a malformed metadata entry is a one-line ValueError."""
+    from equiv.batch.state import read_manifest
+
+    measured = (read_manifest(executed_dir(root, profile) / chapter.stem) or {}).get("duration_s")
+    if is_real(measured) and measured >= 0:
+        return float(measured)
+    meta = _chapter_meta(chapter)
+    seconds = meta.get("seconds", {}) if isinstance(meta, dict) else None
+    value = seconds.get(profile, 0) if isinstance(seconds, dict) else None
+    if not is_real(value) or value < 0:
+        raise ValueError(f"chapter {chapter.stem}: metadata equiv.seconds is {seconds!r}; allowed: a mapping of profile to seconds >= 0")
+    return float(value)
+
+
+def start_order(root: Path, pages: Sequence[Chapter], profile: str) -> list[Chapter]:
+    """``pages`` with the longest expected first (:func:`expected_seconds`); ties keep the reading order."""
+    expected = {c.stem: expected_seconds(root, c, profile) for c in pages}
+    return sorted(pages, key=lambda c: -expected[c.stem])  # sorted() is stable
+
+
 def chapter_reads(root: Path, chapter: Chapter) -> list[Path]:
     """The committed result folders (or files) under ``data/results/`` that a notebook chapter reads, as
     declared in its notebook metadata: ``"equiv": {"reads": ["data/results/rotmnist_study", ...]}``.
 
     Each must lie under ``data/results/`` (it need not exist yet: a collected table that appears later changes
     the chapter's inputs); anything else is a one-line ValueError naming the chapter."""
-    meta = json.loads(chapter.source.read_text(encoding="utf-8")).get("metadata", {}).get("equiv", {})
+    meta = _chapter_meta(chapter)
     reads = meta.get("reads", []) if isinstance(meta, dict) else None
     if not isinstance(reads, list) or not all(isinstance(r, str) for r in reads):
         raise ValueError(f"chapter {chapter.stem}: metadata equiv.reads is {reads!r}; allowed: a list of paths under {RESULTS.as_posix()}/")
@@ -179,7 +213,7 @@ def _check_backend(backend: str, scheduler: str | None) -> None:
         raise ValueError(f"--scheduler {scheduler!r} only applies to backend 'dask', not {backend!r}")
 
 
-def execute_book(root: Path, profile: str, *, jobs: int = 1, threads: int | None = None, progress: bool = True,
+def execute_book(root: Path, profile: str, *, jobs: int | None = 1, threads: int | None = None, progress: bool = True,
                  only: Sequence[str] | None = None, backend: str = "local", scheduler: str | None = None,
                  slurm: dict | None = None) -> BookSummary:
     """Stage 1: execute every notebook chapter whose inputs changed (see the module docstring).
@@ -187,7 +221,9 @@ def execute_book(root: Path, profile: str, *, jobs: int = 1, threads: int | None
     ``backend`` is where the chapters execute, as for ``equiv run``: ``local`` (``jobs`` worker processes,
     ``threads`` CPU threads each), ``slurm`` (one submitit job array per phase; ``slurm`` holds
     :class:`equiv.batch.slurm.SlurmOptions` keys, e.g. ``partition`` and ``gpus_per_run``) or ``dask`` (the
-    cluster at ``scheduler``). A paper-scale book is executed on a cluster this way and rendered where the run
+    cluster at ``scheduler``). ``jobs=None`` on the local backend packs the chapters as ``equiv run`` packs a
+    grid (:func:`equiv.batch.packing.choose_packing`: the measured best packing, printed), measured only when a
+    chapter has to execute; on a cluster it means one at a time. A paper-scale book is executed on a cluster this way and rendered where the run
     folders are (``equiv book --profile paper --backend slurm``). ``only`` restricts the build to those
     chapter stems (for tests). Raises :class:`BookBuildError` naming every failed chapter after all chapters
     that could run have run."""
@@ -197,16 +233,19 @@ def execute_book(root: Path, profile: str, *, jobs: int = 1, threads: int | None
 
     root = Path(root).resolve()
     _check_profile(profile)
-    if not is_int(jobs, numpy=False) or jobs < 1:
-        raise ValueError(f"jobs={jobs!r} is not allowed; allowed: a whole number >= 1")
+    if jobs is not None and (not is_int(jobs, numpy=False) or jobs < 1):
+        raise ValueError(f"jobs={jobs!r} is not allowed; allowed: a whole number >= 1, or None (the measured packing)")
+    if threads is not None and (not is_int(threads, numpy=False) or threads < 1):
+        raise ValueError(f"threads={threads!r} is not allowed; allowed: a whole number >= 1, or None")
     _check_backend(backend, scheduler)
     slurm_options = None
     if backend == "slurm":
         from equiv.batch.slurm import SlurmOptions, check_available
 
-        slurm_options = SlurmOptions.merged({}, {"array_parallelism": jobs, **{k: v for k, v in (slurm or {}).items() if v is not None}})
+        slurm_options = SlurmOptions.merged({}, {"array_parallelism": jobs or 1, **{k: v for k, v in (slurm or {}).items() if v is not None}})
         check_available(slurm_options)
     pages = [c for c in chapters(root) if c.notebook and (only is None or c.stem in only)]
+    pages = start_order(root, pages, profile)
     base = executed_dir(root, profile)
     summary = BookSummary([], [], [])
     phases: list[list[tuple[Chapter, str]]] = [[], []]
@@ -222,6 +261,12 @@ def execute_book(root: Path, profile: str, *, jobs: int = 1, threads: int | None
         (run_dir / "manifest.json").unlink(missing_ok=True)  # inputs changed, or never finished: run again
         (run_dir / INPUTS_FILE).unlink(missing_ok=True)
         phases[chapter.stem in LAST].append((chapter, key))
+    if jobs is None and backend == "local" and any(phases):
+        from equiv.batch.packing import choose_packing
+
+        packing = choose_packing(None, threads)
+        print(f"equiv book: {packing}", file=sys.stderr, flush=True)
+        jobs, threads = packing.jobs, packing.threads
     bar = GridProgress(f"book ({profile})", sum(map(len, phases)), already_done=len(summary.reused),
                        enabled=progress and any(phases))
     failed_lines = []
@@ -374,8 +419,10 @@ def register(subparsers) -> None:
                               description=__doc__.splitlines()[0])
     p.add_argument("--profile", default=os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE, choices=PROFILES,
                    help="the profile every chapter runs at (default: $EQUIV_PROFILE, else book)")
-    p.add_argument("--jobs", "-j", type=_positive_int, default=1, help="chapters executed at once (default 1)")
-    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads per chapter (default: cores // jobs)")
+    p.add_argument("--jobs", "-j", type=_positive_int, default=None,
+                   help="chapters executed at once (local backend; default: the measured best packing, as for equiv run)")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads per chapter (default: cores // jobs, or the measured best packing)")
     p.add_argument("--root", default=".", help="the repository (default: .)")
     stage = p.add_mutually_exclusive_group()
     stage.add_argument("--execute-only", action="store_true", help="stage 1 only")

@@ -9,7 +9,8 @@ import nbformat
 import pytest
 import yaml
 
-from equiv.book_build import BookBuildError, assemble_site, chapters, execute_book, executed_dir, inputs_key
+from equiv.book_build import (BookBuildError, assemble_site, chapters, execute_book, executed_dir, expected_seconds,
+                               inputs_key, start_order)
 
 
 def _notebook(path: Path, *cells: str) -> None:
@@ -86,6 +87,61 @@ def test_committed_results_change_only_the_chapters_that_declare_them(book: Path
     assert execute_book(book, "smoke", jobs=1, threads=1, progress=False).executed == ["claims_ledger"]
     (book / "data" / "x.csv").write_text("a\n3\n")  # data outside data/results/: every chapter
     assert sorted(execute_book(book, "smoke", jobs=2, threads=1, progress=False).executed) == ["alpha", "beta", "claims_ledger"]
+
+
+def _set_meta(path: Path, **entries) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.setdefault("equiv", {}).update(entries)
+    nbformat.write(nb, path)
+
+
+def test_the_longest_expected_chapter_starts_first(book: Path) -> None:
+    """Start order: the last measured duration, else the metadata's recorded seconds, else reading order."""
+    log = book / "order.txt"
+    for stem in ("alpha", "beta"):
+        nb = nbformat.read(book / "book" / f"{stem}.ipynb", as_version=4)
+        nb.cells.insert(2, nbformat.v4.new_code_cell(f"open({str(log)!r}, 'a').write({stem!r} + ' ')"))
+        if stem == "alpha":  # alpha is clearly the longer one once measured (kernel start-up varies by ~1 s)
+            nb.cells.insert(3, nbformat.v4.new_code_cell("import time; time.sleep(3)"))
+        nbformat.write(nb, book / "book" / f"{stem}.ipynb")
+    assert [c.stem for c in start_order(book, chapters(book)[1:], "smoke")] == ["claims_ledger", "alpha", "beta"]
+    _set_meta(book / "book" / "beta.ipynb", seconds={"smoke": 50, "book": 1})  # recorded: beta is the long one
+    assert expected_seconds(book, chapters(book)[3], "smoke") == 50
+    execute_book(book, "smoke", jobs=1, threads=1, progress=False)
+    assert log.read_text().split() == ["beta", "alpha"]
+    # now both have measured durations (alpha sleeps 4 s, beta does not), which override the recorded seconds
+    assert expected_seconds(book, chapters(book)[2], "smoke") > expected_seconds(book, chapters(book)[3], "smoke")
+    log.write_text("")
+    (book / "data" / "x.csv").write_text("a\n3\n")  # every chapter runs again
+    execute_book(book, "smoke", jobs=1, threads=1, progress=False)
+    assert log.read_text().split() == ["alpha", "beta"]
+
+
+def test_without_jobs_the_chapters_are_packed_as_equiv_run_packs_a_grid(book: Path, capsys, monkeypatch) -> None:
+    from equiv.batch import packing
+
+    monkeypatch.setattr(packing, "cpu_count", lambda: 2)
+    summary = execute_book(book, "smoke", jobs=None, threads=1, progress=False)
+    assert sorted(summary.executed) == ["alpha", "beta", "claims_ledger"]
+    assert "equiv book: packing: 2 runs at once x 1 thread each (--threads)" in capsys.readouterr().err
+    # nothing to execute: nothing is measured or printed
+    assert execute_book(book, "smoke", jobs=None, progress=False).executed == []
+    assert "packing" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kwargs", [{"jobs": 0}, {"jobs": True}, {"threads": 0}, {"threads": 1.5}])
+def test_bad_jobs_or_threads_are_refused_before_any_work(book: Path, kwargs) -> None:
+    name = next(iter(kwargs))
+    with pytest.raises(ValueError, match=f"{name}=.* is not allowed; allowed: a whole number >= 1"):
+        execute_book(book, "smoke", progress=False, **kwargs)
+    assert not executed_dir(book, "smoke").exists()
+
+
+@pytest.mark.parametrize("seconds", [{"smoke": -1}, {"smoke": "long"}, [5], {"smoke": True}])
+def test_malformed_recorded_seconds_are_refused(book: Path, seconds) -> None:
+    _set_meta(book / "book" / "beta.ipynb", seconds=seconds)
+    with pytest.raises(ValueError, match="chapter beta: metadata equiv.seconds is .*allowed: a mapping of profile"):
+        execute_book(book, "smoke", jobs=1, threads=1, progress=False)
 
 
 @pytest.mark.parametrize("reads", [["data/elsewhere"], ["../outside"], "data/results", [3]])
