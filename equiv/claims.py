@@ -747,7 +747,8 @@ def gather_results(profile: str | None = None, *, experiments: Mapping[str, Mapp
 
 def study_judgements() -> pd.DataFrame:
     """The study's rules judged on the committed study (:func:`equiv.study.judge_all`; every rule ``not
-    enough data`` while nothing is committed)."""
+    enough data`` while nothing is committed), then the long arm's rules on the arm's own committed runs
+    (:func:`equiv.study.long_arm_judgements`, ids ``…-long``)."""
     from equiv import study
 
     acc, curves = study.load_study()
@@ -757,5 +758,9 @@ def study_judgements() -> pd.DataFrame:
         reference = study.reference_metrics(ref.load_reference())
     except FileNotFoundError:  # no reference runs: the power of a failed test is unknown (never "not reproduced")
         reference = None
-    return study.judge_all(runs, conv, reference)
+    first = study.judge_all(runs, conv, reference)
+    acc, curves = study.load_long_arm()
+    long_runs = study.run_metrics(acc) if len(acc) else pd.DataFrame(columns=["regime", "model"])
+    long_conv = study.convergence(curves) if len(curves) else None
+    return pd.concat([first, study.long_arm_judgements(long_runs, long_conv, reference)], ignore_index=True)
 

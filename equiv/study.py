@@ -68,6 +68,10 @@ __all__ = [
     "compute_time",
     "measured_power",
     "WELCH_PAIRS",
+    "load_long_arm",
+    "long_arm_epochs",
+    "long_arm_judgements",
+    "long_arm_progress",
 ]
 
 #: where the batch runner commits the study (``results:`` of ``experiments/rotmnist_study.yaml``), and the
@@ -583,3 +587,65 @@ WELCH_PAIRS = (
     ("uniform", "p4-28", "p4-27", "acc_all"), ("uniform", "p4-28", "z2-28", "acc_all"),
     ("normal45_sd20_perbatch", "p4-27", "p4-28", "bias_gain"), ("normal45_sd40_perbatch", "p4-27", "p4-28", "bias_gain"),
 )
+
+
+# ------------------------------------------------------------------------------------------------ the long arm
+def load_long_arm(which: str = "runs", arm: Any = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The long arm's committed ``runs`` (or its ``pilot``) as :func:`load_study` tables (empty when nothing is
+    committed yet)."""
+    from equiv.experiments.rotmnist_study import LONG_ARM
+
+    arm = arm or LONG_ARM
+    if which not in ("runs", "pilot"):
+        raise ValueError(f"which is {which!r}; allowed: 'runs', 'pilot'")
+    return load_study(_data(arm.results if which == "runs" else arm.pilot_results))
+
+
+def long_arm_epochs(pilot_curves: pd.DataFrame, arm: Any = None) -> tuple[int, pd.DataFrame]:
+    """The long arm's epoch count by its rule (:attr:`equiv.experiments.rotmnist_study.LongArm.epoch_rule`):
+    per regime, :func:`pilot_epochs` over the models the arm trains there; the largest over the regimes.
+    Returns the count and a per-(regime, model) table. Refuses a pilot that lacks one of those curves, or
+    whose curves are shorter than the arm's pilot (a pilot that has not finished cannot fix the design)."""
+    from equiv.experiments.rotmnist_study import LONG_ARM
+
+    arm = arm or LONG_ARM
+    tables = []
+    for regime, models in arm.models:
+        c = pilot_curves[(pilot_curves["regime"] == regime) & pilot_curves["model"].isin(models)] if len(pilot_curves) else pilot_curves
+        for m in models:
+            n = int((c["model"] == m).sum()) if len(c) else 0
+            if n < arm.pilot_epochs:
+                raise ValueError(f"the long arm's pilot has {n} epochs of {m} under {regime}; the rule needs {arm.pilot_epochs}")
+        _, t = pilot_epochs(c, tol=arm.epoch_tol, cap=arm.epoch_cap)
+        tables.append(t.assign(regime=regime))
+    table = pd.concat(tables, ignore_index=True)[["regime", "model", "best_smoothed_val", "plateau_epoch"]]
+    return min(int(table["plateau_epoch"].max()), arm.epoch_cap), table
+
+
+def long_arm_judgements(runs: pd.DataFrame, conv: pd.DataFrame | None, reference_runs: pd.DataFrame | None = None,
+                        arm: Any = None, gates: Gates = GATES) -> pd.DataFrame:
+    """:func:`judge_all` for the rules the long arm decides, on the arm's own runs: the same rules and gates,
+    ids suffixed ``-long`` (the first arm's verdicts stay as they are)."""
+    from equiv.experiments.rotmnist_study import LONG_ARM
+
+    arm = arm or LONG_ARM
+    rules = [r for r in STUDY_RULES if r.id in arm.rules]
+    table = judge_all(runs, conv, reference_runs, rules=rules, gates=gates)
+    epochs = f"{arm.epochs} epochs" if arm.epochs else "epochs not fixed yet"
+    table["id"] = table["id"] + "-long"
+    table["statement"] = f"(long arm, {epochs}) " + table["statement"]
+    return table
+
+
+def long_arm_progress(runs: pd.DataFrame, arm: Any = None) -> pd.DataFrame:
+    """The long arm's committed runs against its plan (the design's folds × seeds per fold, per regime and model)."""
+    from equiv.experiments.rotmnist_study import DESIGN, LONG_ARM
+
+    arm = arm or LONG_ARM
+    rows = []
+    for regime, models in arm.models:
+        planned = DESIGN.folds * len(DESIGN.seeds(regime))
+        for model in models:
+            done = int(((runs["regime"] == regime) & (runs["model"] == model)).sum()) if len(runs) else 0
+            rows.append({"regime": regime, "model": model, "committed": done, "planned": planned})
+    return pd.DataFrame(rows)

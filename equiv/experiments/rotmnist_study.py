@@ -32,7 +32,7 @@ from equiv.models import build
 from equiv.reproducibility import seed_everything
 from equiv.train import fit, resolve_device
 
-__all__ = ["StudyDesign", "DESIGN", "SPEC", "study_run", "regime_spec", "PILOT_SEED", "pilot"]
+__all__ = ["StudyDesign", "DESIGN", "LongArm", "LONG_ARM", "SPEC", "study_run", "regime_spec", "PILOT_SEED", "pilot"]
 
 #: the seed of the convergence pilot (never a study seed: study seeds start at 1)
 PILOT_SEED = 0
@@ -90,6 +90,48 @@ class StudyDesign:
 
 
 DESIGN = StudyDesign()
+
+
+@dataclass(frozen=True)
+class LongArm:
+    """The study's second arm, registered on 2026-12-02 after the first arm's rotated regimes came out
+    ``undecided (not converged)`` at :attr:`StudyDesign.epochs` = 17 (an epoch count the *upright* pilot chose).
+
+    It reruns exactly the models of the undecided rules (:attr:`rules`) in those regimes, with everything of
+    :data:`DESIGN` unchanged (folds, seeds per fold, digits, optimiser, schedule, gates, rules) except the
+    epoch count, which a pilot *in those regimes* fixes before any arm run: :attr:`pilot_epochs` epochs of
+    every arm model on fold 0, seed :data:`PILOT_SEED`, and :attr:`epoch_rule`. The arm's runs are committed
+    apart (:attr:`results`), judged by the same rules on their own, and reported beside the first arm's
+    verdicts, which stay as they are. ``epochs`` is ``None`` until the pilot has run.
+    """
+
+    #: per regime, the models the arm trains (those of the regime's undecided rules)
+    models: tuple[tuple[str, tuple[str, ...]], ...] = (("normal45_sd20_perbatch", ("p4-28", "p4-27")),
+                                                       ("uniform", ("p4-28", "p4-27", "z2-28")))
+    #: the ids of the rules (:data:`equiv.study.STUDY_RULES`) the arm decides
+    rules: tuple[str, ...] = ("S-bias20", "S-uniform-equal", "S-uniform-z2", "S-uniform-z2-approx")
+    pilot_epochs: int = 40
+    epoch_cap: int = 40
+    epoch_tol: float = 0.3
+    epoch_rule: str = ("per regime, the first epoch e at which, for every model the arm trains in that regime (fold 0, "
+                       "seed 0), the mean validation accuracy of epochs e-2..e is within 0.3 points of the best such "
+                       "3-epoch mean over the pilot's 40 epochs; the arm trains every run for the largest of the two "
+                       "regimes' epochs (one count, one grid), at most 40")
+    epochs: int | None = None  #: fixed from the pilot (data/results/rotmnist_study_long_pilot) by epoch_rule
+    results: str = "results/rotmnist_study_long"
+    pilot_results: str = "results/rotmnist_study_long_pilot"
+
+    def regimes(self) -> list[str]:
+        return [r for r, _ in self.models]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The arm as plain JSON values."""
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        out["models"] = {r: list(m) for r, m in self.models}
+        return out
+
+
+LONG_ARM = LongArm()
 
 
 
