@@ -421,7 +421,7 @@ def _infer_in_channels(model: nn.Module) -> int:
 def _size_pair(input_size: int | Sequence[int]) -> tuple[int, int]:
     if is_int(input_size, numpy=False):
         size = (input_size, input_size)
-    elif isinstance(input_size, (tuple, list)) and len(input_size) == 2 and all(isinstance(s, int) for s in input_size):
+    elif isinstance(input_size, (tuple, list)) and len(input_size) == 2 and all(is_int(s, numpy=False) for s in input_size):
         size = (int(input_size[0]), int(input_size[1]))
     else:
         raise ValueError(f"input_size must be an int or a pair (H, W) of ints, got {input_size!r}")
@@ -545,7 +545,7 @@ def nearest_exact_size(model: nn.Module, n: int, group: str | Group = "p4", *, d
     none lies within ``max_distance``."""
     if direction not in ("nearest", "up", "down"):
         raise ValueError(f"direction must be 'nearest', 'up' or 'down', got {direction!r}")
-    if not isinstance(n, int) or n < 1:
+    if not is_int(n) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     for dist in range(0, max_distance + 1):
         candidates = []

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from equiv.validation import is_int
+
 __all__ = ["GLYPHS", "glyph"]
 
 # (kind, params): "rect" x0, y0, x1, y1 ; "disc" cx, cy, r ; "hole" removes a disc
@@ -29,7 +31,7 @@ def glyph(name: str = "F", size: int = 32, *, supersample: int = 4) -> torch.Ten
     """The glyph ``name`` rasterised on a ``size × size`` grid: float64 tensor ``(1, 1, size, size)`` in [0, 1]."""
     if name not in GLYPHS:
         raise ValueError(f"unknown glyph {name!r}; allowed: {', '.join(GLYPHS)}")
-    if not isinstance(size, int) or size < 8:
+    if not is_int(size) or size < 8:
         raise ValueError(f"size must be an int >= 8, got {size!r}")
     n = size * supersample
     c = (torch.arange(n, dtype=torch.float64) + 0.5) / n

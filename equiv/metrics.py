@@ -21,6 +21,7 @@ from torch import nn
 
 from equiv.groups import Group, get_group
 from equiv.rotation import rotate, rotate_batch_angles
+from equiv.validation import is_int
 
 __all__ = [
     "transform_input",
@@ -218,7 +219,7 @@ def accuracy_vs_rotation(
     angles = [float(a) for a in angles]
     if not angles or not all(math.isfinite(a) for a in angles):
         raise ValueError(f"angles must be a non-empty list of finite numbers, got {angles!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     param = next(iter(model.parameters()), None)
     dev = torch.device(device) if device is not None else (param.device if param is not None else torch.device("cpu"))

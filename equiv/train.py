@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from equiv.reproducibility import make_generator, seed_everything
 from equiv.settings import PROGRESS_ENV
-from equiv.validation import is_int, is_real
+from equiv.validation import is_finite_real, is_int, is_real
 
 __all__ = ["History", "fit", "evaluate", "resolve_device", "OPTIMIZERS", "SCHEDULES"]
 
@@ -147,7 +147,7 @@ def fit(
     _check_positive("epochs", epochs)
     _check_positive("batch_size", batch_size)
     _check_positive("lr", lr, float)
-    if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
+    if not is_finite_real(weight_decay) or weight_decay < 0:
         raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")

@@ -102,3 +102,31 @@ def test_atomic_writes_follow_the_umask(tmp_path: Path, umask: int) -> None:
             assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
     finally:
         os.umask(old)
+
+
+def _bool_refusals():
+    """Each library entry point that takes an int (or a number) refuses True, which Python counts as 1."""
+    import torch
+
+    from equiv import exactness, glyphs, metrics
+    from equiv.models import build
+    from equiv.models.e2cnn_backend import conv_basis_settings
+    from equiv.train import fit
+
+    model = build("p4cnn", group="p4", channels=2)
+    x, y = torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long)
+    return [
+        ("batch_size must be a positive int, got True", lambda: metrics.accuracy_vs_rotation(model, x, y, [0.0], batch_size=True)),
+        ("size must be an int >= 8, got True", lambda: glyphs.glyph("F", size=True)),
+        ("kernel_size must be a positive int, got True", lambda: conv_basis_settings("p4", True, lifting=True)),
+        ("input_size must be an int or a pair", lambda: exactness.check(model, (28, True))),
+        ("n must be a positive int, got True", lambda: exactness.nearest_exact_size(model, True)),
+        ("weight_decay must be a number >= 0, got True", lambda: fit(model, None, epochs=1, weight_decay=True)),
+    ]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_bools_are_not_ints_anywhere(index: int) -> None:
+    message, call = _bool_refusals()[index]
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        call()

@@ -310,3 +310,81 @@ def test_judge_all_on_the_committed_study_gives_a_verdict_per_rule() -> None:
     table = judge_all(runs, convergence(curves) if len(curves) else None, reference_metrics(load_reference()))
     assert list(table["id"]) == [r.id for r in STUDY_RULES]
     assert table["verdict"].map(lambda v: v in ("reproduced", "not reproduced", "not enough data") or v.startswith("undecided")).all()
+
+
+# ------------------------------------------------------------------------------------------------ the long arm
+LONG_PILOT_GRID = ROOT / "experiments" / "rotmnist_study_long_pilot.yaml"
+LONG_GRIDS = sorted(p for p in (ROOT / "experiments").glob("rotmnist_study_long*.yaml") if "pilot" not in p.name)
+
+
+def _plateau_curve(regime: str, model: str, plateau: int, epochs: int = 40, top: float = 95.0) -> list[dict]:
+    """A validation curve rising 2 points an epoch until ``plateau``, then flat at ``top``."""
+    return [{"regime": regime, "model": model, "fold": 0, "seed": 0, "epoch": e,
+             "val_accuracy": top - 2.0 * max(0, plateau - e)} for e in range(1, epochs + 1)]
+
+
+def test_long_arm_epochs_by_its_rule_on_synthetic_pilots() -> None:
+    from equiv.experiments.rotmnist_study import LONG_ARM
+    from equiv.study import long_arm_epochs
+
+    rows = []
+    plateaus = {("normal45_sd20_perbatch", "p4-28"): 12, ("normal45_sd20_perbatch", "p4-27"): 9,
+                ("uniform", "p4-28"): 23, ("uniform", "p4-27"): 26, ("uniform", "z2-28"): 18,
+                ("normal45_sd20_perbatch", "z2-28"): 39}  # a model the arm does not train there: ignored
+    for (regime, model), p in plateaus.items():
+        rows += _plateau_curve(regime, model, p)
+    epochs, table = long_arm_epochs(pd.DataFrame(rows))
+    # the 3-epoch mean first comes within 0.3 points of the plateau at e = plateau + 2 (the window e-2..e is all
+    # flat; at plateau + 1 it is 0.67 points below); uniform p4-27 is the slowest arm model: 26 + 2
+    assert epochs == 26 + 2
+    assert set(zip(table["regime"], table["model"])) == {(r, m) for r, ms in LONG_ARM.models for m in ms}
+    rows = [r for r in rows if not (r["model"] == "p4-27" and r["regime"] == "uniform")] + _plateau_curve("uniform", "p4-27", 60, 40)
+    assert long_arm_epochs(pd.DataFrame(rows))[0] == LONG_ARM.epoch_cap  # still rising at 40: the cap
+
+
+def test_long_arm_refuses_an_unfinished_pilot() -> None:
+    from equiv.study import long_arm_epochs
+
+    rows = _plateau_curve("normal45_sd20_perbatch", "p4-28", 10) + _plateau_curve("normal45_sd20_perbatch", "p4-27", 10)
+    rows += [r for r in _plateau_curve("uniform", "p4-28", 10) if r["epoch"] <= 30]
+    with pytest.raises(ValueError, match="30 epochs of p4-28 under uniform; the rule needs 40"):
+        long_arm_epochs(pd.DataFrame(rows))
+    with pytest.raises(ValueError, match="0 epochs of p4-28 under normal45_sd20_perbatch"):
+        long_arm_epochs(pd.DataFrame())
+
+
+def test_long_arm_judges_only_its_rules_under_its_own_ids() -> None:
+    from equiv.experiments.rotmnist_study import LONG_ARM
+    from equiv.study import long_arm_judgements
+
+    table = long_arm_judgements(pd.DataFrame(columns=["regime", "model"]), None)
+    assert list(table["id"]) == [r.id + "-long" for r in STUDY_RULES if r.id in LONG_ARM.rules]
+    assert set(LONG_ARM.rules) <= {r.id for r in STUDY_RULES}
+    assert (table["verdict"] == "not enough data").all()
+
+
+def test_long_arm_pilot_grid_trains_every_arm_model_for_the_pilot_epochs() -> None:
+    from equiv.experiments.rotmnist_study import LONG_ARM, PILOT_SEED
+
+    g = load_grid(LONG_PILOT_GRID)
+    got = {(r.parameters["regime"], r.parameters["model"]) for r in g.runs}
+    assert {(reg, m) for reg, ms in LONG_ARM.models for m in ms} <= got
+    assert {(r.parameters["fold"], r.parameters["seed"], r.parameters["epochs"]) for r in g.runs} == {(0, PILOT_SEED, LONG_ARM.pilot_epochs)}
+    assert g.results == (ROOT / "data" / LONG_ARM.pilot_results).resolve()
+
+
+def test_long_arm_epochs_come_from_its_committed_pilot_and_its_grids_run_exactly_the_arm() -> None:
+    from equiv.experiments.rotmnist_study import LONG_ARM
+    from equiv.study import load_long_arm, long_arm_epochs
+
+    _, curves = load_long_arm("pilot")
+    if LONG_ARM.epochs is None:
+        assert not LONG_GRIDS, "arm grids exist before the pilot fixed LONG_ARM.epochs"
+        pytest.skip("the long arm's pilot has not fixed LONG_ARM.epochs yet (data/results/rotmnist_study_long_pilot)")
+    assert long_arm_epochs(curves)[0] == LONG_ARM.epochs
+    runs = [r.parameters for g in LONG_GRIDS for r in load_grid(g).runs]
+    expected = {(reg, s, f, m) for reg, ms in LONG_ARM.models for s in DESIGN.seeds(reg) for f in range(DESIGN.folds) for m in ms}
+    got = [(p["regime"], p["seed"], p["fold"], p["model"]) for p in runs]
+    assert len(got) == len(set(got)) and set(got) == expected
+    assert {p["epochs"] for p in runs} == {LONG_ARM.epochs}
+    assert {load_grid(g).results for g in LONG_GRIDS} == {(ROOT / "data" / LONG_ARM.results).resolve()}

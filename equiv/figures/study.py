@@ -15,7 +15,7 @@ import pandas as pd
 from equiv.figures import WIDTH
 from equiv.reference import model_label
 
-__all__ = ["angle_curves", "validation_curves", "pilot_curves", "MODEL_STYLE"]
+__all__ = ["angle_curves", "validation_curves", "pilot_curves", "long_pilot_curves", "MODEL_STYLE"]
 
 #: one colour per study model, the same on every figure
 MODEL_STYLE = {"p4-28": "#1f77b4", "p4-27": "#d62728", "p4-29": "#ff7f0e", "p4-30": "#2ca02c", "z2-28": "#7f7f7f"}
@@ -80,18 +80,36 @@ def validation_curves(curves: pd.DataFrame, regimes: Sequence[str]) -> plt.Figur
     return fig
 
 
-def pilot_curves(pilot: pd.DataFrame, epochs: int) -> plt.Figure:
-    """The pilot's validation curves, with the chosen epoch count marked."""
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.2), layout="constrained")
+def _pilot_panel(ax: plt.Axes, pilot: pd.DataFrame, epochs: int, models: Sequence[str] | None = None) -> None:
     for model, c in pilot.groupby("model"):
+        if models is not None and model not in models:
+            continue
         c = c.sort_values("epoch")
         ax.plot(c["epoch"], c["val_accuracy"], color=MODEL_STYLE.get(model, "k"), lw=0.8, alpha=0.5)
         ax.plot(c["epoch"], c["val_accuracy"].rolling(3).mean(), color=MODEL_STYLE.get(model, "k"), lw=2,
                 label=f"{_label(model)} (3-epoch mean)")
     ax.axvline(epochs, color="k", ls=":", label=f"chosen: {epochs} epochs")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy (%)")
-    ax.set_ylim(80, 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+
+
+def pilot_curves(pilot: pd.DataFrame, epochs: int) -> plt.Figure:
+    """The pilot's validation curves, with the chosen epoch count marked."""
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.2), layout="constrained")
+    _pilot_panel(ax, pilot, epochs)
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_ylim(80, 100)
+    return fig
+
+
+def long_pilot_curves(pilot: pd.DataFrame, epochs: int, models: Sequence[tuple[str, Sequence[str]]]) -> plt.Figure:
+    """The long arm's pilot: one panel per regime with the validation curves of the models the arm trains there
+    (``models``: ``LONG_ARM.models``), and the chosen epoch count marked."""
+    fig, axes = plt.subplots(1, len(models), figsize=(WIDTH, 3.4), sharey=True, squeeze=False, layout="constrained")
+    for ax, (regime, ms) in zip(axes[0], models):
+        _pilot_panel(ax, pilot[pilot["regime"] == regime], epochs, ms)
+        ax.set_title(_TITLES.get(regime, regime), fontsize=10)
+    axes[0][0].set_ylabel("validation accuracy (%)")
+    axes[0][0].set_ylim(60, 100)
     return fig

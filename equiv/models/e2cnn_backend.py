@@ -53,6 +53,7 @@ from e2cnn.nn.init import _generalized_he_init_variances
 from e2cnn.nn.modules.r2_conv.r2convolution import compute_basis_params
 
 from equiv.groups import Group, get_group
+from equiv.validation import is_int
 
 __all__ = [
     "SUPPORTED_GROUPS",
@@ -208,7 +209,7 @@ def conv_basis_settings(group: str | Group, kernel_size: int, lifting: bool) -> 
     (trivial → regular) field pair, ``|G|·k²`` per (regular → regular) pair."""
     grp = get_group(group)
     gspace_for(grp)
-    if not isinstance(kernel_size, int) or kernel_size < 1:
+    if not is_int(kernel_size) or kernel_size < 1:
         raise ValueError(f"kernel_size must be a positive int, got {kernel_size!r}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
