@@ -202,17 +202,6 @@ def _failure_line(stem: str, run_dir: Path) -> str:
     return f"chapter {stem}: {where} raised {err.get('type', 'an error')}: {message} (partial notebook: {run_dir / (stem + '.ipynb')})"
 
 
-def _check_backend(backend: str, scheduler: str | None) -> None:
-    from equiv.batch.runner import BACKENDS
-
-    if backend not in BACKENDS:
-        raise ValueError(f"backend {backend!r} is not allowed; allowed: {', '.join(BACKENDS)}")
-    if backend == "dask" and not scheduler:
-        raise ValueError("backend 'dask' needs a scheduler address (--scheduler tcp://HOST:PORT)")
-    if backend != "dask" and scheduler is not None:
-        raise ValueError(f"--scheduler {scheduler!r} only applies to backend 'dask', not {backend!r}")
-
-
 def execute_book(root: Path, profile: str, *, jobs: int | None = 1, threads: int | None = None, progress: bool = True,
                  only: Sequence[str] | None = None, backend: str = "local", scheduler: str | None = None,
                  slurm: dict | None = None) -> BookSummary:
@@ -228,7 +217,7 @@ def execute_book(root: Path, profile: str, *, jobs: int | None = 1, threads: int
     chapter stems (for tests). Raises :class:`BookBuildError` naming every failed chapter after all chapters
     that could run have run."""
     from equiv.batch.execute import RunTask
-    from equiv.batch.local import run_local
+    from equiv.batch.runner import check_backend, dispatch
     from equiv.batch.progress import GridProgress
 
     root = Path(root).resolve()
@@ -237,7 +226,7 @@ def execute_book(root: Path, profile: str, *, jobs: int | None = 1, threads: int
         raise ValueError(f"jobs={jobs!r} is not allowed; allowed: a whole number >= 1, or None (the measured packing)")
     if threads is not None and (not is_int(threads, numpy=False) or threads < 1):
         raise ValueError(f"threads={threads!r} is not allowed; allowed: a whole number >= 1, or None")
-    _check_backend(backend, scheduler)
+    check_backend(backend, scheduler)
     slurm_options = None
     if backend == "slurm":
         from equiv.batch.slurm import SlurmOptions, check_available
@@ -285,19 +274,8 @@ def execute_book(root: Path, profile: str, *, jobs: int | None = 1, threads: int
                 if outcome.status in ("done", "skipped") and outcome.run_id in keys:
                     atomic_write_json(base / outcome.run_id / INPUTS_FILE, {"key": keys[outcome.run_id], "profile": profile})
 
-            if backend == "local":
-                done_runs = run_local(tasks, jobs=jobs, progress=bar, threads=threads, on_outcome=stamp)
-            elif backend == "slurm":
-                from equiv.batch.slurm import run_slurm
-
-                done_runs = run_slurm(tasks, options=slurm_options, folder=base / ".submitit", progress=bar,
-                                      name=f"equiv-book-{profile}")
-            else:
-                from equiv.batch.dask_backend import run_dask
-
-                done_runs = run_dask(tasks, scheduler=scheduler, progress=bar)
-            for outcome in done_runs:  # the cluster backends report when the phase ends
-                stamp(outcome)
+            done_runs = dispatch(tasks, backend, progress=bar, jobs=jobs or 1, threads=threads, slurm_options=slurm_options,
+                                 folder=base / ".submitit", name=f"equiv-book-{profile}", scheduler=scheduler, on_outcome=stamp)
             outcomes = {o.run_id: o for o in done_runs}
             for chapter, key in phase:
                 outcome = outcomes.get(chapter.stem)

@@ -268,9 +268,9 @@ def test_stage_one_runs_on_the_slurm_backend_then_resumes_locally(book: Path) ->
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"backend": "ssh"}, r"^backend 'ssh' is not allowed; allowed: local, slurm, dask$"),
-    ({"backend": "dask"}, r"^backend 'dask' needs a scheduler address"),
-    ({"scheduler": "tcp://127.0.0.1:1"}, r"^--scheduler 'tcp://127.0.0.1:1' only applies to backend 'dask', not 'local'$"),
+    ({"backend": "ssh"}, r"^--backend 'ssh' is not allowed \(allowed: local, slurm, dask\)$"),
+    ({"backend": "dask"}, r"^--backend dask needs --scheduler ADDRESS"),
+    ({"scheduler": "tcp://127.0.0.1:1"}, r"^--scheduler 'tcp://127.0.0.1:1' only applies to --backend dask, not 'local'$"),
     ({"backend": "slurm", "slurm": {"cluster": "aws"}}, r"Slurm cluster 'aws' is not allowed"),
 ])
 def test_bad_backend_options_are_refused_before_any_work(book: Path, kwargs, message) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from equiv.batch.execute import Outcome, RunTask
 from equiv.batch.grid import MAX_RUNS, Grid, check_max_runs, load_grid
@@ -23,7 +23,7 @@ from equiv.batch.progress import GridProgress
 from equiv.batch.state import read_manifest, read_run_state
 from equiv.validation import is_int
 
-__all__ = ["BACKENDS", "RunSummary", "plan_grid", "run_grid"]
+__all__ = ["BACKENDS", "RunSummary", "plan_grid", "run_grid", "check_backend", "dispatch"]
 
 BACKENDS = ("local", "slurm", "dask")
 
@@ -98,11 +98,11 @@ def plan_grid(grid: Grid, runs_dir: str | os.PathLike, *, retry_failed: bool = F
     return fresh + in_flight, done_before
 
 
-def _check_options(backend: str, jobs: int | None, scheduler: str | None, cell_timeout: int | None, max_runs: int) -> None:
+def check_backend(backend: str, scheduler: str | None, jobs: int | None = None) -> None:
+    """One-line ``ValueError`` for a backend that does not exist, a Dask backend without a scheduler (or with
+    ``--jobs``), or a scheduler given to another backend: the checks ``equiv run`` and ``equiv book`` share."""
     if backend not in BACKENDS:
         raise ValueError(f"--backend {backend!r} is not allowed (allowed: {', '.join(BACKENDS)})")
-    if jobs is not None and (not is_int(jobs, numpy=False) or jobs < 1):
-        raise ValueError(f"--jobs {jobs!r} is not allowed (a whole number >= 1)")
     if backend == "dask":
         if not scheduler:
             raise ValueError("--backend dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
@@ -110,6 +110,43 @@ def _check_options(backend: str, jobs: int | None, scheduler: str | None, cell_t
             raise ValueError("--jobs does not apply to --backend dask: the cluster's workers decide how many runs go at once")
     elif scheduler:
         raise ValueError(f"--scheduler {scheduler!r} only applies to --backend dask, not {backend!r}")
+
+
+def dispatch(tasks: Sequence[RunTask], backend: str, *, progress: GridProgress, jobs: int = 1, threads: int | None = None,
+             slurm_options: Any = None, folder: Path | None = None, name: str = "equiv", scheduler: str | None = None,
+             on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Run ``tasks`` on ``backend`` and return their outcomes: the one place where ``equiv run`` and ``equiv book``
+    hand work to a backend. ``local``: ``jobs`` processes of ``threads`` threads each, ``on_outcome`` called as
+    each run ends; ``slurm``: one job array (``slurm_options``, submitit files under ``folder``); ``dask``: the
+    cluster at ``scheduler``. The cluster backends report when every task has ended (``on_outcome`` is then
+    called for each outcome, in order)."""
+    if backend == "local":
+        from equiv.batch.local import run_local
+
+        return run_local(tasks, jobs=jobs, progress=progress, threads=threads, on_outcome=on_outcome)
+    if backend == "slurm":
+        from equiv.batch.slurm import run_slurm
+
+        if slurm_options is None or folder is None:
+            raise ValueError("the slurm backend needs slurm_options and a folder for submitit's files")
+        outcomes = run_slurm(tasks, options=slurm_options, folder=folder, progress=progress, name=name)
+    elif backend == "dask":
+        from equiv.batch.dask_backend import run_dask
+
+        if not scheduler:
+            raise ValueError("the dask backend needs a scheduler address")
+        outcomes = run_dask(tasks, scheduler=scheduler, progress=progress)
+    else:
+        raise ValueError(f"--backend {backend!r} is not allowed (allowed: {', '.join(BACKENDS)})")
+    for outcome in outcomes if on_outcome is not None else ():
+        on_outcome(outcome)
+    return outcomes
+
+
+def _check_options(backend: str, jobs: int | None, scheduler: str | None, cell_timeout: int | None, max_runs: int) -> None:
+    if jobs is not None and (not is_int(jobs, numpy=False) or jobs < 1):
+        raise ValueError(f"--jobs {jobs!r} is not allowed (a whole number >= 1)")
+    check_backend(backend, scheduler, jobs)
     if cell_timeout is not None and (not is_int(cell_timeout, numpy=False) or cell_timeout < 1):
         raise ValueError(f"--cell-timeout {cell_timeout!r} is not allowed (a whole number of seconds >= 1)")
     check_max_runs(max_runs)
@@ -159,20 +196,8 @@ def run_grid(
     gdir = grid_dir(runs_dir, grid.name)
     bar = GridProgress(grid.name, len(tasks), already_done=done_before, enabled=progress and bool(tasks))
     try:
-        if backend == "local":
-            from equiv.batch.local import run_local
-
-            outcomes = run_local(tasks, jobs=jobs or 1, progress=bar, threads=threads)
-        elif backend == "slurm":
-            from equiv.batch.slurm import run_slurm
-
-            assert slurm_options is not None
-            outcomes = run_slurm(tasks, options=slurm_options, folder=gdir / ".submitit", progress=bar, name=f"equiv-{grid.name}")
-        else:
-            from equiv.batch.dask_backend import run_dask
-
-            assert scheduler is not None
-            outcomes = run_dask(tasks, scheduler=scheduler, progress=bar)
+        outcomes = dispatch(tasks, backend, progress=bar, jobs=jobs or 1, threads=threads, slurm_options=slurm_options,
+                            folder=gdir / ".submitit", name=f"equiv-{grid.name}", scheduler=scheduler)
     finally:
         bar.close()
     from equiv.batch.committed import committed_ids
