@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from equiv.batch.grid import load_grid
 
 TESTS = Path(__file__).resolve().parent
@@ -123,3 +125,71 @@ def test_ctrl_c_leaves_running_runs_interrupted_not_failed(tmp_path):
     states = json.loads(status.stdout)
     assert "failed" not in {s["state"] for s in states}  # an interruption is not a failure: a plain rerun resumes
     assert any(s["interrupted"] for s in states)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def _kernels_under(folder: Path) -> list[int]:
+    out = []
+    for cmd in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmd.read_bytes().decode("utf-8", "replace")
+        except OSError:
+            continue
+        if "ipykernel" in text and str(folder) in text:
+            out.append(int(cmd.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal (prctl) exists on Linux only")
+def test_workers_and_kernels_stop_when_the_runner_is_sigkilled(tmp_path):
+    """SIGKILL of the runner alone (not its process group) must not leave workers and kernels training on."""
+    grid = tmp_path / "long.yaml"
+    grid.write_text(f"name: long\nnotebook: {TESTS / 'notebooks' / 'sleeps.ipynb'}\nparameters:\n  seconds: 120.0\nseeds: 2\n")
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "equiv.cli", "run", str(grid), "--jobs", "2", "--threads", "1", "--runs-dir", str(runs), "--no-progress"]
+    proc = subprocess.Popen(cmd, start_new_session=True, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    watched: list[int] = []
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # both runs executing: their kernels exist
+            kernels = _kernels_under(runs)
+            if len(kernels) == 2 and list(statuses(runs / "long").values()).count("running") == 2:
+                break
+            assert proc.poll() is None and time.monotonic() < deadline, "the runs never started"
+            time.sleep(0.1)
+        workers = _children(proc.pid)
+        watched = workers + kernels
+        assert len(workers) == 2
+        proc.kill()  # the runner only
+        proc.wait()
+        deadline = time.monotonic() + 20
+        while any(_alive(p) for p in watched) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = [p for p in watched if _alive(p)]
+        assert not left, f"still running 20 s after the runner was killed: {left}"
+        assert set(statuses(runs / "long").values()) == {"running"}  # interrupted: the next run resumes them
+    finally:
+        for p in watched:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

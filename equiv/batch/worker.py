@@ -33,6 +33,8 @@ from equiv.batch.state import read_manifest
 __all__ = ["OUTCOME_PREFIX", "WorkerProcess", "run_task_in_subprocess", "run_task_dict", "record_lost_worker", "main"]
 
 OUTCOME_PREFIX = "EQUIV-OUTCOME "
+#: the pid of the process that started the worker (set by :class:`WorkerProcess`; see :func:`_die_with_parent`)
+PARENT_ENV = "EQUIV_WORKER_PARENT"
 _INTERRUPTED = {130, 143, -signal.SIGINT, -signal.SIGTERM}  # exit statuses of a worker stopped on purpose
 
 
@@ -98,7 +100,7 @@ class WorkerProcess:
             [sys.executable, "-m", "equiv.batch.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=self.env,
+            env={**self.env, PARENT_ENV: str(os.getpid())},
         )
 
     def run(self, task: RunTask) -> Outcome:
@@ -185,9 +187,31 @@ def _redirect_output(path: Path | None, saved: tuple[int, int]) -> None:
         os.close(fd)
 
 
+def _die_with_parent() -> None:
+    """On Linux, have the kernel send this worker SIGTERM when the process that started it dies, even by SIGKILL
+    (``prctl(PR_SET_PDEATHSIG)``): the worker then unwinds papermill, which shuts the run's kernel down, and the
+    run stays *interrupted* for the next ``equiv run`` to resume, instead of training on for nobody. If that parent
+    is already gone (it died before this line), the worker stops at once. Elsewhere the worker ends at the next
+    task, when it reads EOF on its stdin."""
+    parent = os.environ.get(PARENT_ENV)
+    if not sys.platform.startswith("linux") or not parent:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, int(signal.SIGTERM), 0, 0, 0) != 0:  # 1 = PR_SET_PDEATHSIG
+            return
+    except (OSError, AttributeError, ValueError):
+        return
+    if str(os.getppid()) != parent:
+        raise SystemExit(128 + int(signal.SIGTERM))
+
+
 def main() -> int:
     """Worker entry point: task JSON lines on stdin, outcome lines on (a private copy of) stdout."""
     signal.signal(signal.SIGTERM, _terminate)
+    _die_with_parent()
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")  # not inherited by kernels
     saved = (os.dup(1), os.dup(2))
     os.set_inheritable(saved[0], False)
