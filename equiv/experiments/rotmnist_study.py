@@ -117,7 +117,7 @@ class LongArm:
                        "seed 0), the mean validation accuracy of epochs e-2..e is within 0.3 points of the best such "
                        "3-epoch mean over the pilot's 40 epochs; the arm trains every run for the largest of the two "
                        "regimes' epochs (one count, one grid), at most 40")
-    epochs: int | None = None  #: fixed from the pilot (data/results/rotmnist_study_long_pilot) by epoch_rule
+    epochs: int | None = 32  #: fixed from the pilot (data/results/rotmnist_study_long_pilot) by epoch_rule: uniform z2-28 32, uniform p4-28 30, N(45,20) p4-28 28
     results: str = "results/rotmnist_study_long"
     pilot_results: str = "results/rotmnist_study_long_pilot"
 
