@@ -164,7 +164,7 @@ def test_executed_chapter_passes_nbval(path: Path, executed_book: Path, results_
 
 
 #: library calls that read committed results under data/results/: a chapter making one must declare what it reads
-RESULT_READERS = ("load_collected(", "load_study(", "load_pilot(", "study_judgements(", "claims_ledger(", "load_committed(")
+RESULT_READERS = ("load_collected(", "load_study(", "load_pilot(", "load_long_arm(", "study_judgements(", "claims_ledger(", "load_committed(")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

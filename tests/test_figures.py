@@ -122,6 +122,7 @@ FIGURES: dict[str, Callable[[], plt.Figure]] = {
     "study.angle_curves": lambda: study.angle_curves(_study_accuracy(), _study_accuracy(), ["upright", "uniform"]),
     "study.validation_curves": lambda: study.validation_curves(_study_curves(), ["upright", "uniform"]),
     "study.pilot_curves": lambda: study.pilot_curves(_study_curves()[lambda f: f["regime"] == "upright"], 4),
+    "study.long_pilot_curves": lambda: study.long_pilot_curves(_study_curves(), 4, [("upright", ("p4-28",)), ("uniform", ("p4-28", "z2-28"))]),
     "benchmark.rotation_bars": lambda: benchmark.rotation_bars(_per_rotation()),
 }
 
