@@ -23,6 +23,7 @@ A parameter with one default per profile is written ``per_profile(smoke, book, p
 ``EQUIV_DATA_MIRROR``             base URL datasets are downloaded from (default: the canonical source)
 ``EQUIV_CACHE_DIR``               machine measurements such as the packing choice (default ``~/.cache/equiv``)
 ``EQUIV_PROGRESS``                ``0`` / ``false`` / ``no`` turns training progress bars off
+``EQUIV_WORKER_PARENT``           set by the batch runner for its workers: the pid they die with (internal)
 ================================  ==============================================================================
 """
 
@@ -32,7 +33,8 @@ import os
 from typing import Any
 
 __all__ = ["PROFILES", "DEFAULT_PROFILE", "resolve_profile", "per_profile", "PROFILE_ENV", "RUN_DIR_ENV",
-           "RESULTS_CACHE_ENV", "DATA_DIR_ENV", "DATA_ROOT_ENV", "DATA_MIRROR_ENV", "CACHE_DIR_ENV", "PROGRESS_ENV"]
+           "RESULTS_CACHE_ENV", "DATA_DIR_ENV", "DATA_ROOT_ENV", "DATA_MIRROR_ENV", "CACHE_DIR_ENV", "PROGRESS_ENV",
+           "WORKER_PARENT_ENV"]
 
 PROFILES = ("smoke", "book", "paper")
 DEFAULT_PROFILE = "book"
@@ -45,6 +47,7 @@ DATA_ROOT_ENV = "EQUIV_DATA"
 DATA_MIRROR_ENV = "EQUIV_DATA_MIRROR"
 CACHE_DIR_ENV = "EQUIV_CACHE_DIR"
 PROGRESS_ENV = "EQUIV_PROGRESS"
+WORKER_PARENT_ENV = "EQUIV_WORKER_PARENT"
 
 
 def resolve_profile(profile: str | None = None) -> str:

@@ -88,7 +88,7 @@ def test_cli_refuses_a_big_grid_before_writing_anything_and_max_runs_allows_it(t
 
     seen = {}
 
-    def fake_local(tasks, *, jobs, progress, threads=None):
+    def fake_local(tasks, *, jobs, progress, threads=None, on_outcome=None):
         seen["tasks"] = list(tasks)
         return []
 
@@ -241,7 +241,7 @@ def test_cell_timeout_must_be_whole_seconds_in_run_grid(tmp_path, value):
 def test_cell_timeout_reaches_papermill_as_an_int(tmp_path, monkeypatch):
     seen = {}
 
-    def fake_local(tasks, *, jobs, progress, threads=None):
+    def fake_local(tasks, *, jobs, progress, threads=None, on_outcome=None):
         seen["timeouts"] = {t.cell_timeout for t in tasks}
         return []
 

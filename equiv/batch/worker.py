@@ -29,12 +29,13 @@ from equiv.batch.execute import Outcome, RunTask, execute_task, remove_kernel_ru
 from equiv.batch.layout import LOCK_FILE, MANIFEST_FILE, WORKER_LOG
 from equiv.batch.lock import RunLock
 from equiv.batch.state import read_manifest
+from equiv.settings import WORKER_PARENT_ENV
 
 __all__ = ["OUTCOME_PREFIX", "WorkerProcess", "run_task_in_subprocess", "run_task_dict", "record_lost_worker", "main"]
 
 OUTCOME_PREFIX = "EQUIV-OUTCOME "
 #: the pid of the process that started the worker (set by :class:`WorkerProcess`; see :func:`_die_with_parent`)
-PARENT_ENV = "EQUIV_WORKER_PARENT"
+PARENT_ENV = WORKER_PARENT_ENV
 _INTERRUPTED = {130, 143, -signal.SIGINT, -signal.SIGTERM}  # exit statuses of a worker stopped on purpose
 
 
