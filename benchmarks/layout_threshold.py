@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-import equiv.nn.layout as layout
-from equiv.models import build
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from steps import training_step  # noqa: E402
+
+import equiv.nn.layout as layout  # noqa: E402
+from equiv.models import build  # noqa: E402
 
 
 def make(group: str, threshold: int) -> torch.nn.Module:
@@ -29,31 +33,17 @@ def make(group: str, threshold: int) -> torch.nn.Module:
         layout.FAST_LAYOUT_MIN_CHANNELS = old
 
 
-def stepper(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    model.train()
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-
-    return step
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=12)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    gen = torch.Generator().manual_seed(0)
-    x, y = torch.randn(16, 1, 33, 33, generator=gen), torch.randint(0, 10, (16,), generator=gen)
     now = layout.FAST_LAYOUT_MIN_CHANNELS
     for group in ("p4", "p4m"):
         a, b = make(group, now), make(group, 0)
         b.load_state_dict(a.state_dict())
-        steps = {"threshold": stepper(a, x, y), "all": stepper(b, x, y)}
+        steps = {"threshold": training_step(a, 33, 16, 1), "all": training_step(b, 33, 16, 1)}
         for s in steps.values():
             s(), s()
         times = {k: [] for k in steps}
