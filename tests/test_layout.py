@@ -78,11 +78,44 @@ def test_planes_view_is_a_view_and_inverts() -> None:
     assert torch.equal(fast_layout(x.contiguous()), x) and not is_fast_layout(x.contiguous())
 
 
+def _force_layout(model: nn.Module, fast: bool) -> nn.Module:
+    for m in model.modules():
+        if isinstance(m, GroupConv2d):
+            m._fast_layout = fast
+    return model
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_settle_layout_gives_a_network_one_layout_and_never_changes_values(group: str) -> None:
+    """build() settles one layout per network: channels-last iff some convolution reaches the threshold. A
+    width-2 ResNet-44 has narrow and wide layers for P4M (16–64 channels·|G|), only narrow ones for P4 (8–32)."""
+    torch.manual_seed(0)
+    model = build("resnet44", group=group, width=2, in_channels=1).double()
+    convs = [m for m in model.modules() if isinstance(m, GroupConv2d)]
+    own = [m.out_channels * m.group.order >= FAST_LAYOUT_MIN_CHANNELS for m in convs]
+    assert {m.fast_layout for m in convs} == {any(own)}
+    assert any(own) == (group == "p4m") and not all(own)  # P4M would mix layouts without settling
+    x = torch.randn(3, 1, 33, 33, dtype=torch.float64)
+    for mode in ("train", "eval"):
+        getattr(model, mode)()
+        settled = model(x)
+        mixed = [m.fast_layout for m in convs]
+        for m, flag in zip(convs, own):  # the per-layer rule: a network that switches layout between stages
+            m._fast_layout = flag
+        per_layer = model(x)
+        for m, flag in zip(convs, mixed):
+            m._fast_layout = flag
+        assert torch.allclose(settled, per_layer, rtol=0, atol=1e-12), mode
+
+
+@pytest.mark.parametrize("layout", ["settled", "channels-last", "contiguous"])
 @pytest.mark.parametrize("name,opts,exact,approx", [("p4cnn", {"channels": 4}, 28, 27), ("resnet44", {"width": 2}, 33, 32)])
 @pytest.mark.parametrize("group", GROUPS)
-def test_fast_layout_models_are_exact_at_exact_sizes_only(name, opts, exact, approx, group) -> None:
+def test_fast_layout_models_are_exact_at_exact_sizes_only(name, opts, exact, approx, group, layout) -> None:
     torch.manual_seed(0)
     model = build(name, group=group, **opts)
+    if layout != "settled":
+        _force_layout(model, layout == "channels-last")
     model.train()
     with torch.no_grad():  # a few batches of running statistics, so eval mode is not the identity normalisation
         for _ in range(2):

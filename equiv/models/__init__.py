@@ -46,6 +46,7 @@ from equiv.models.p4cnn import DEFAULT_CHANNELS, P4CNN
 from equiv.models.probe import UnequivarianceProbe
 from equiv.models.resnet import RESNET18_WIDTHS, RESNET44_WIDTHS, CifarResNet
 from equiv.models.resnet_imagenet import ImageNetResNet
+from equiv.nn import settle_layout
 from equiv.validation import is_int, is_real
 
 __all__ = [
@@ -207,4 +208,4 @@ def build(name: str, group: str | Group | None = None, **opts: Any) -> nn.Module
             f"unknown option {unknown[0]!r} for model {key!r}: allowed options are {', '.join(spec.defaults)}"
         )
     _validate(key, spec, grp, opts)
-    return spec.builder(grp, **{**spec.defaults, **opts})
+    return settle_layout(spec.builder(grp, **{**spec.defaults, **opts}))

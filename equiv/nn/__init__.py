@@ -3,7 +3,7 @@ kept channels-last in memory: :mod:`equiv.nn.layout`)."""
 
 from equiv.nn.batchnorm import GroupBatchNorm
 from equiv.nn.dropout import Dropout
-from equiv.nn.gconv import GroupConv2d, P4ConvP4, P4ConvZ2, P4MConvP4M, P4MConvZ2
+from equiv.nn.gconv import GroupConv2d, P4ConvP4, P4ConvZ2, P4MConvP4M, P4MConvZ2, settle_layout
 from equiv.nn.pooling import GlobalAvgPool, GroupAvgPool2d, GroupCosetMaxPool, GroupMaxPool2d
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "GlobalAvgPool",
     "GroupBatchNorm",
     "Dropout",
+    "settle_layout",
 ]

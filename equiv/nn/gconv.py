@@ -24,7 +24,7 @@ from equiv.groups import Group, get_group
 from equiv.nn.layout import from_planes, to_planes, uses_fast_layout
 from equiv.validation import is_int
 
-__all__ = ["GroupConv2d", "P4ConvZ2", "P4ConvP4", "P4MConvZ2", "P4MConvP4M"]
+__all__ = ["GroupConv2d", "P4ConvZ2", "P4ConvP4", "P4MConvZ2", "P4MConvP4M", "settle_layout"]
 
 
 def _single(value, name: str) -> int:
@@ -102,6 +102,8 @@ class GroupConv2d(nn.Module):
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         idx = _filter_index(self.group, self.kernel_size, None if self.lifting else self.group)
         self.register_buffer("filter_index", idx, persistent=False)
+        # decided once, when the layer is built (not a parameter: checkpoints do not depend on it)
+        self._fast_layout = uses_fast_layout(out_channels, self.group.order)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -118,8 +120,9 @@ class GroupConv2d(nn.Module):
 
     @property
     def fast_layout(self) -> bool:
-        """Whether this layer runs (and answers) in the channels-last layout of :mod:`equiv.nn.layout`."""
-        return uses_fast_layout(self.out_channels, self.group.order)
+        """Whether this layer runs (and answers) in the channels-last layout of :mod:`equiv.nn.layout`; decided by
+        :func:`equiv.nn.layout.uses_fast_layout` when the layer is built."""
+        return self._fast_layout
 
     def transformed_weight(self, group_major: bool | None = None) -> torch.Tensor:
         """The filter bank ``(|G|·C_out, |G_in|·C_in, k, k)``: every filter under every group element.
@@ -178,6 +181,20 @@ class GroupConv2d(nn.Module):
         if self.dilation != 1:
             s += f", dilation={self.dilation}"
         return s + ("" if self.bias is not None else ", bias=False")
+
+
+def settle_layout(model: nn.Module) -> nn.Module:
+    """Give every :class:`GroupConv2d` of ``model`` one memory layout, in place, and return ``model``.
+
+    Channels-last (:mod:`equiv.nn.layout`) if any of them reaches :data:`equiv.nn.layout.FAST_LAYOUT_MIN_CHANNELS`
+    output channels ``C·|G|``, else contiguous. A network whose layers switch layout pays a copy at every switch:
+    measured with ``benchmarks/layout_threshold.py``, such a mixed network trained slower than either uniform
+    choice (ResNet-44 P4M width 2, Z2 width 32). Values do not depend on the layout."""
+    convs = [m for m in model.modules() if isinstance(m, GroupConv2d)]
+    fast = any(m.fast_layout for m in convs)
+    for m in convs:
+        m._fast_layout = fast
+    return model
 
 
 class P4ConvZ2(GroupConv2d):

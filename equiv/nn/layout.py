@@ -12,11 +12,14 @@ fastest (``benchmarks/layers.py`` measures both layouts and prints which one win
   ``torch.channels_last_3d`` (statistics per ``C`` over batch, space and the group axis);
 - elementwise layers (ReLU, dropout) keep the layout.
 
-Narrow layers keep the contiguous layout instead: below :data:`FAST_LAYOUT_MIN_CHANNELS` output channels
-(``C·|G|``) a group convolution returns a contiguous map, with the ``(c, g)`` channel order of a plain
-``flatten``. Measured here: a width-2 ResNet-44 (8–32 channels) trained 1.2–1.4× *slower* channels-last,
-where the fixed cost of the extra small operations outweighs the faster convolution; the P4CNN (40
-channels) trains 1.4× faster. Pooling and batch norm follow the layout they are given.
+Narrow networks keep the contiguous layout instead. A layer reaches the fast layout at
+:data:`FAST_LAYOUT_MIN_CHANNELS` output channels (``C·|G|``), and :func:`equiv.nn.gconv.settle_layout` (called by
+:func:`equiv.models.build`) then gives the whole network one layout: channels-last if any of its group
+convolutions reaches the threshold, else contiguous with the ``(c, g)`` channel order of a plain ``flatten``.
+Measured here (``benchmarks/layout_threshold.py``): a network that switches layout between layers pays a copy
+at every switch and trained slower than either uniform choice; a width-2 P4 ResNet-44 (8–32 channels) trains
+as fast either way, a P4CNN (40 channels) 1.3–1.4× faster channels-last. Pooling and batch norm follow the
+layout they are given.
 
 A map in any other layout (e.g. contiguous, from user code) is accepted everywhere: :func:`to_planes` then
 copies once. Layout never changes values: the equivariance statements hold bit for bit, and checkpoints do
@@ -29,7 +32,8 @@ import torch
 
 __all__ = ["FAST_LAYOUT_MIN_CHANNELS", "uses_fast_layout", "to_planes", "from_planes", "is_fast_layout", "fast_layout"]
 
-#: the fewest output channels ``C·|G|`` for which a group convolution answers in the channels-last layout
+#: the fewest output channels ``C·|G|`` for which a group convolution answers in the channels-last layout (read
+#: once, when the layer is built; :func:`equiv.nn.gconv.settle_layout` then makes a network uniform)
 FAST_LAYOUT_MIN_CHANNELS = 40
 
 
