@@ -7,7 +7,10 @@ The group convolution with C_in → C_out channels per group element does the wo
 their input in the layout the previous layer of a network hands them (:mod:`equiv.nn.layout`), the lifting
 layers the same ``channels_last`` image as the NHWC baseline (a network converts its input image once per
 forward pass; ``benchmarks/steps.py`` times that as part of a training step). Target: within 1.05×.
-All timings come from one run, interleaved, median of repeats.
+All timings come from one run, interleaved with the order rotating from repeat to repeat (no first-mover
+bias), median of repeats. A diagnostic column, ``bank fixed``, times our layer's convolution alone on its
+filter bank computed once (a leaf tensor): ``equiv − bank fixed`` is what the gather of the bank (forward) and
+its scatter back onto the weights (backward) cost.
 
 Each step is the layer's forward pass plus its backward pass from a fixed random output gradient
 (``out.backward(grad)``), so the timing holds the layer's own work only: a scalar loss such as
@@ -25,10 +28,11 @@ import statistics
 import time
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from equiv.nn import GroupConv2d
-from equiv.nn.layout import fast_layout
+from equiv.nn.layout import fast_layout, from_planes, to_planes
 
 
 def e2cnn_conv(group: str, c_in: int, c_out: int, k: int, lifting: bool) -> nn.Module:
@@ -51,12 +55,41 @@ def e2cnn_conv(group: str, c_in: int, c_out: int, k: int, lifting: bool) -> nn.M
     return Wrapped()
 
 
+class FixedBank(nn.Module):
+    """``layer``'s convolution on its transformed filter bank computed once: the same call without the gather."""
+
+    def __init__(self, layer: GroupConv2d):
+        super().__init__()
+        self.layer = layer
+        self.bank = nn.Parameter(layer.transformed_weight().detach().clone(
+            memory_format=torch.channels_last if layer.fast_layout else torch.contiguous_format))
+        n = layer.group.order
+        self.bias = nn.Parameter(layer.bias.detach().repeat(n) if layer.fast_layout else
+                                 layer.bias.detach().repeat_interleave(n))
+
+    def forward(self, x):
+        layer = self.layer
+        if layer.fast_layout:
+            x = x if layer.lifting else to_planes(x)
+            y = F.conv2d(x, self.bank, self.bias, layer.stride, layer.padding, layer.dilation)
+            return from_planes(y, layer.out_channels)
+        x = x if layer.lifting else x.flatten(1, 2)
+        return F.conv2d(x, self.bank, self.bias, layer.stride, layer.padding, layer.dilation).unflatten(
+            1, (layer.out_channels, layer.group.order))
+
+
 def step_time(module: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> float:
     """Seconds for one forward pass and the backward pass of ``grad`` through it."""
     t0 = time.perf_counter()
     out = module(x)
     out.backward(grad.view_as(out))
     return time.perf_counter() - t0
+
+
+def iqr(ours: list[float], base: list[float]) -> str:
+    """The quartiles of the per-repeat ratios ``ours[i] / base[i]`` (timed in the same round): the noise."""
+    q = statistics.quantiles([a / b for a, b in zip(ours, base)], n=4)
+    return f"{q[0]:.2f}–{q[2]:.2f}"
 
 
 def main() -> None:
@@ -72,7 +105,7 @@ def main() -> None:
     c, n, b, k = args.channels, args.size, args.batch, 3
     print(f"batch {b}, {n}x{n}, {c} channels per group element, 3x3, {args.threads} threads, median of {args.repeats}")
     print(f"{'layer':<14}{'equiv (ms)':>12}{'Conv2d NCHW':>13}{'Conv2d NHWC':>13}{'e2cnn (ms)':>12}"
-          f"{'fastest':>9}{'equiv/fastest':>15}{'e2cnn/fastest':>15}")
+          f"{'fastest':>9}{'equiv/fastest':>15}{'(IQR)':>14}{'e2cnn/fastest':>15}{'bank fixed/fastest':>20}")
     for group, order in (("p4", 4), ("p4m", 8)):
         for lifting in (False, True):
             c_in = 3 if lifting else c
@@ -87,20 +120,24 @@ def main() -> None:
             grad = torch.randn(b, c * order, n, n)  # one output gradient for all (viewed as each output)
             grad_ours = fast_layout(grad.view(b, order, c, n, n).transpose(1, 2))
             grad_cl = grad.contiguous(memory_format=torch.channels_last)
-            runs = {"ours": (ours, x_ours, grad_ours), "nchw": (plain, x_plain, grad), "nhwc": (plain_cl, x_cl, grad_cl),
+            runs = {"ours": (ours, x_ours, grad_ours), "fixed": (FixedBank(ours), x_ours, grad_ours), "nchw": (plain, x_plain, grad), "nhwc": (plain_cl, x_cl, grad_cl),
                     "e2cnn": (e2, x_plain, grad)}
             times = {key: [] for key in runs}
             for _ in range(3):  # warm-up
                 for module, x, g in runs.values():
                     step_time(module, x, g)
-            for _ in range(args.repeats):  # interleaved, so drifts hit all alike
-                for key, (module, x, g) in runs.items():
+            keys = list(runs)
+            for r in range(args.repeats):  # interleaved, so drifts hit all alike; the order rotates
+                for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+                    module, x, g = runs[key]
                     times[key].append(step_time(module, x, g))
             med = {key: statistics.median(v) * 1e3 for key, v in times.items()}
             fastest = "nhwc" if med["nhwc"] < med["nchw"] else "nchw"
             name = f"{group.upper()}Conv{'Z2' if lifting else group.upper()}"
             print(f"{name:<14}{med['ours']:>12.2f}{med['nchw']:>13.2f}{med['nhwc']:>13.2f}{med['e2cnn']:>12.2f}"
-                  f"{fastest.upper():>9}{med['ours'] / med[fastest]:>15.3f}{med['e2cnn'] / med[fastest]:>15.3f}")
+                  f"{fastest.upper():>9}{med['ours'] / med[fastest]:>15.3f}{iqr(times['ours'], times[fastest]):>14}"
+                  f"{med['e2cnn'] / med[fastest]:>15.3f}"
+                  f"{med['fixed'] / med[fastest]:>20.3f}")
 
 if __name__ == "__main__":
     main()
