@@ -26,6 +26,8 @@ import nbformat
 import papermill
 from nbformat.v4 import new_code_cell, new_notebook
 
+from equiv.provenance import device_description
+
 WORK_SECONDS = 0.5  # CPU-bound work per run, inside the notebook (--work changes it)
 
 
@@ -67,6 +69,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=6, help="runs in the grid (default 6)")
     parser.add_argument("--work", type=float, default=WORK_SECONDS, help=f"CPU seconds per run (default {WORK_SECONDS})")
     args = parser.parse_args()
+    print(f"machine: {device_description('cpu')}")  # the CPU and its instruction set: timings depend on them
     n, work = args.runs, args.work
     with tempfile.TemporaryDirectory(prefix="equiv-bench-") as tmp:
         tmp = Path(tmp)

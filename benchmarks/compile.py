@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from equiv.models import build
+from equiv.provenance import device_description
 
 
 def main() -> None:
@@ -28,6 +29,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    print(f"machine: {device_description('cpu')}")  # the CPU and its instruction set: timings depend on them
     torch.manual_seed(0)
     model = build("p4cnn").train()
     x, y = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))

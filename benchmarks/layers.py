@@ -33,6 +33,7 @@ from torch import nn
 
 from equiv.nn import GroupConv2d
 from equiv.nn.layout import fast_layout, from_planes, to_planes
+from equiv.provenance import device_description
 
 
 def e2cnn_conv(group: str, c_in: int, c_out: int, k: int, lifting: bool) -> nn.Module:
@@ -101,6 +102,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    print(f"machine: {device_description('cpu')}")  # the CPU and its instruction set: timings depend on them
     torch.manual_seed(0)
     c, n, b, k = args.channels, args.size, args.batch, 3
     print(f"batch {b}, {n}x{n}, {c} channels per group element, 3x3, {args.threads} threads, median of {args.repeats}")

@@ -32,6 +32,7 @@ from steps import training_step  # noqa: E402
 from equiv.models import build  # noqa: E402
 from equiv.nn import GroupConv2d  # noqa: E402
 from equiv.nn.layout import uses_fast_layout  # noqa: E402
+from equiv.provenance import device_description  # noqa: E402
 
 LAYOUTS = ("settled", "settled-copy", "per-layer", "all-cl", "all-contiguous")
 
@@ -60,6 +61,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    print(f"machine: {device_description('cpu')}")  # the CPU and its instruction set: timings depend on them
     print(f"{args.threads} thread(s), median of {args.repeats} interleaved steps")
     for group in args.groups:
         models = {name: make(group, name, args.width) for name in LAYOUTS}

@@ -19,6 +19,7 @@ import time
 
 from equiv.batch.packing import measure_packing
 from equiv.batch.resources import cpu_count
+from equiv.provenance import device_description
 
 RUN = """
 import torch
@@ -55,6 +56,7 @@ def main() -> None:
     ap.add_argument("--digits", type=int, default=1000)
     ap.add_argument("--epochs", type=int, default=1)
     args = ap.parse_args()
+    print(f"machine: {device_description('cpu')}")  # the CPU and its instruction set: timings depend on them
     cores = cpu_count()
     packing = measure_packing(cores, use_cache=False)
     print(f"{cores} cores; {packing}")

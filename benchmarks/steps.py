@@ -30,6 +30,7 @@ from reference_layers import ReferenceKit  # noqa: E402
 from equiv.models import build  # noqa: E402
 from equiv.models.p4cnn import P4CNN  # noqa: E402
 from equiv.models.resnet import CifarResNet  # noqa: E402
+from equiv.provenance import device_description  # noqa: E402
 
 
 def training_step(model: torch.nn.Module, size: int, batch: int, in_channels: int):
@@ -54,6 +55,7 @@ def main() -> None:
     ap.add_argument("--no-resnet", action="store_true", help="skip the ResNet-44 case")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    print(f"machine: {device_description('cpu')}")  # the CPU and its instruction set: timings depend on them
     cases = [("P4CNN", 28, 128, 1), ("P4CNN", 27, 128, 1)]
     if not args.no_resnet:
         cases += [("ResNet-44 P4", 33, 32, 3), ("ResNet-44 w2", 33, 16, 3)]

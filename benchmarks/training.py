@@ -25,6 +25,7 @@ from equiv.metrics import accuracy_vs_rotation
 from equiv.models import build
 from equiv.reproducibility import seed_everything
 from equiv.train import fit
+from equiv.provenance import device_description
 
 SIZE, BATCH = 27, 256
 
@@ -86,6 +87,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    print(f"machine: {device_description('cpu')}")  # the CPU and its instruction set: timings depend on them
     raw = mnist(seed=0, train_size=3000, val_size=0, test_size=2000)
     data = raw.prepared(SIZE)
     x, y = data.train

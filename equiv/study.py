@@ -66,6 +66,8 @@ __all__ = [
     "progress",
     "headline",
     "compute_time",
+    "COMPUTE_BUDGET_HOURS",
+    "compute_table",
     "measured_power",
     "WELCH_PAIRS",
     "load_long_arm",
@@ -548,6 +550,34 @@ def headline(runs: pd.DataFrame, reference_runs: pd.DataFrame | None, regime: st
                 row[metric] = f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else (f"{v.mean():.2f}" if len(v) else "—")
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: the study's compute budget (issue 9): the whole study, pilots included, in this many hours of wall time on
+#: 2 CPU cores, i.e. twice as many hours of one 1-thread run slot
+COMPUTE_BUDGET_HOURS = 4.0
+
+
+def compute_table(budget_hours: float = COMPUTE_BUDGET_HOURS, slots: int = 2) -> pd.DataFrame:
+    """The whole study's compute, part by part, from the committed records: runs, hours of one run slot, and the
+    wall-clock hours at ``slots`` runs at once (perfect packing), with a ``total`` row and its ratio to
+    ``budget_hours``. Run parts count each record's ``duration_s`` (kernel start, training, the 36-angle test;
+    pauses and other work on the machine included, so they overstate the compute); the first pilot records its
+    training time only (``train_seconds``)."""
+    from equiv.experiments.result import ExperimentResult
+
+    pilot_dir = _data(PILOT_RESULTS)
+    pilot_s = [float(ExperimentResult.load(d)["training"].attrs["train_seconds"])
+               for d in sorted(pilot_dir.iterdir()) if d.is_dir()] if pilot_dir.is_dir() else []
+    parts = [("first pilot (upright)", {"runs": len(pilot_s), "slot_hours": sum(pilot_s) / 3600})]
+    parts.append(("first arm", compute_time(load_study()[0])))
+    parts.append(("long-arm pilot", compute_time(load_long_arm("pilot")[0])))
+    parts.append(("long arm", compute_time(load_long_arm()[0])))
+    rows = [{"part": name, "runs": t["runs"], "slot_hours": t["slot_hours"]} for name, t in parts]
+    rows.append({"part": "total", "runs": sum(r["runs"] for r in rows), "slot_hours": sum(r["slot_hours"] for r in rows)})
+    table = pd.DataFrame(rows)
+    table["wall_hours"] = table["slot_hours"] / slots
+    table["of_budget"] = table["wall_hours"] / budget_hours
+    return table
 
 
 def compute_time(accuracy: pd.DataFrame) -> dict[str, float]:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from equiv.atomic_io import atomic_write_bytes, atomic_write_frame, atomic_write_json
-from equiv.provenance import environment
+from equiv.provenance import device_description, environment
 from equiv.reproducibility import seed_everything
 
 
@@ -45,6 +45,11 @@ def test_environment_records_what_a_result_needs() -> None:
     assert env["code"]["equiv"] and len(env["code"]["git_commit"] or "x" * 40) == 40
     assert env["libraries"]["torch"].startswith("2.") and env["libraries"]["numpy"].startswith("1.")
     assert env["device"].startswith(("cpu:", "cuda:")) and env["host"] and env["timestamp_utc"]
+    cpu = env["cpu"]
+    assert cpu["model"] and cpu["logical_cpus"] >= 1
+    assert cpu["capability"] == torch.backends.cpu.get_cpu_capability() and cpu["capability"] in (
+        "DEFAULT", "AVX", "AVX2", "AVX512", "ZVECTOR", "NEON", "SVE256", "VSX")
+    assert f"{cpu['model']}, {cpu['capability']} (" in device_description("cpu")
     json.dumps(env)  # JSON-able
 
 

@@ -312,6 +312,27 @@ def test_judge_all_on_the_committed_study_gives_a_verdict_per_rule() -> None:
     assert table["verdict"].map(lambda v: v in ("reproduced", "not reproduced", "not enough data") or v.startswith("undecided")).all()
 
 
+def test_compute_table_adds_up_the_committed_records() -> None:
+    """The study's compute (book and README): the total is the sum of its parts, each part counts its committed
+    records, and the budget ratio is the wall time at two slots over the stated budget."""
+    from equiv.study import COMPUTE_BUDGET_HOURS, compute_table, compute_time, load_long_arm
+
+    table = compute_table().set_index("part")
+    parts = table.drop(index="total")
+    assert list(parts.index) == ["first pilot (upright)", "first arm", "long-arm pilot", "long arm"]
+    assert table.loc["total", "runs"] == parts["runs"].sum()
+    assert table.loc["total", "slot_hours"] == pytest.approx(parts["slot_hours"].sum())
+    assert (table["wall_hours"] == table["slot_hours"] / 2).all()
+    assert (table["of_budget"] == table["wall_hours"] / COMPUTE_BUDGET_HOURS).all()
+    acc, _ = load_study()
+    assert table.loc["first arm", "runs"] == acc["run_id"].nunique()
+    assert table.loc["first arm", "slot_hours"] == pytest.approx(compute_time(acc)["slot_hours"])
+    assert table.loc["long arm", "runs"] == load_long_arm()[0]["run_id"].nunique()
+    assert (parts["slot_hours"] > 0).all()
+    wide = compute_table(budget_hours=2 * COMPUTE_BUDGET_HOURS, slots=1).set_index("part")
+    assert wide.loc["total", "of_budget"] == pytest.approx(table.loc["total", "of_budget"])
+
+
 # ------------------------------------------------------------------------------------------------ the long arm
 LONG_PILOT_GRID = ROOT / "experiments" / "rotmnist_study_long_pilot.yaml"
 LONG_GRIDS = sorted(p for p in (ROOT / "experiments").glob("rotmnist_study_long*.yaml") if "pilot" not in p.name)

@@ -53,7 +53,7 @@ def publish_run(results_dir: str | os.PathLike, *, manifest: Mapping[str, Any], 
     """Write the committed record of a ``done`` run (atomically) and return its path."""
     if manifest.get("status") != "done":
         raise ValueError(f"run {manifest.get('run_id')!r} is {manifest.get('status')!r}; only done runs are committed")
-    keep = ("git_commit", "git_dirty", "equiv_version", "libraries", "device", "platform", "host", "resources",
+    keep = ("git_commit", "git_dirty", "equiv_version", "libraries", "device", "cpu", "platform", "host", "resources",
             "start_time", "end_time", "duration_s", "attempt", "backend")
     record: dict[str, Any] = {
         "format": COMMITTED_FORMAT,

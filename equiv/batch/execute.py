@@ -284,6 +284,7 @@ def _provenance(env_info: Mapping[str, Any]) -> dict[str, Any]:
         "equiv_version": code.get("equiv"),
         "libraries": env_info.get("libraries"),
         "device": env_info.get("device"),
+        "cpu": env_info.get("cpu"),
         "platform": env_info.get("platform"),
     }
 
