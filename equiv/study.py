@@ -57,6 +57,7 @@ __all__ = [
     "reference_angles",
     "paired",
     "welch_table",
+    "welch_report",
     "power",
     "design_power",
     "choose_seeds",
@@ -74,6 +75,7 @@ __all__ = [
     "long_arm_epochs",
     "long_arm_judgements",
     "long_arm_progress",
+    "long_arm_welch_pairs",
 ]
 
 #: where the batch runner commits the study (``results:`` of ``experiments/rotmnist_study.yaml``), and the
@@ -534,6 +536,19 @@ def progress(runs: pd.DataFrame, design: Any = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def welch_report(runs: pd.DataFrame, reference_runs: pd.DataFrame | None,
+                 pairs: Iterable[tuple[str, str, str, str]]) -> pd.DataFrame:
+    """:func:`welch_table` of ``pairs`` for our runs and for the paper's (``source`` = ours / paper), side by side:
+    the columns the page prints, sorted so that each pair's two sources are adjacent."""
+    pairs = tuple(pairs)
+    tables = [welch_table(runs, pairs).assign(source="ours")]
+    if reference_runs is not None and len(reference_runs):
+        tables.append(welch_table(reference_runs, pairs).assign(source="paper"))
+    cols = ["source", "regime", "metric", "a", "b", "n_a", "n_b", "mean_a", "std_a", "mean_b", "std_b", "diff",
+            "welch_t", "welch_p"]
+    return pd.concat(tables)[cols].sort_values(["regime", "metric", "a", "b", "source"]).reset_index(drop=True)
+
+
 def headline(runs: pd.DataFrame, reference_runs: pd.DataFrame | None, regime: str,
              metrics: Sequence[str] = ("acc_0", "acc_right", "acc_all")) -> pd.DataFrame:
     """The paper's headline table for ``regime``: per model, mean ± s.d. (sample, over runs) of each metric,
@@ -679,3 +694,11 @@ def long_arm_progress(runs: pd.DataFrame, arm: Any = None) -> pd.DataFrame:
             done = int(((runs["regime"] == regime) & (runs["model"] == model)).sum()) if len(runs) else 0
             rows.append({"regime": regime, "model": model, "committed": done, "planned": planned})
     return pd.DataFrame(rows)
+
+
+def long_arm_welch_pairs(arm: Any = None) -> tuple[tuple[str, str, str, str], ...]:
+    """The pairs of :data:`WELCH_PAIRS` that the long arm trains: both models in a regime of the arm."""
+    from equiv.experiments.rotmnist_study import LONG_ARM
+
+    trained = dict((arm or LONG_ARM).models)
+    return tuple(p for p in WELCH_PAIRS if p[0] in trained and {p[1], p[2]} <= set(trained[p[0]]))

@@ -211,6 +211,35 @@ def test_paired_and_welch_statistics_against_scipy() -> None:
     assert w["welch_p"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
+def test_welch_report_puts_ours_beside_the_paper_pair_by_pair() -> None:
+    from equiv.study import welch_report
+
+    runs = _runs({"p4-27": [0.9, 1.1, 0.8, 1.0, 1.2]})
+    paper = _runs({"p4-27": [0.1, 0.3, 0.2, 0.0, 0.4]})
+    pairs = [("upright", "p4-27", "p4-28", "acc_0"), ("upright", "p4-28", "p4-27", "acc_0")]
+    t = welch_report(runs, paper, pairs)
+    assert list(t["source"]) == ["ours", "paper", "ours", "paper"]
+    assert list(zip(t["a"], t["b"])) == [("p4-27", "p4-28")] * 2 + [("p4-28", "p4-27")] * 2
+    for source, table in (("ours", runs), ("paper", paper)):
+        got = t[(t["source"] == source) & (t["a"] == "p4-27")].iloc[0]
+        want = welch_table(table, pairs[:1]).iloc[0]
+        assert got["welch_t"] == pytest.approx(want["welch_t"]) and got["diff"] == pytest.approx(want["diff"])
+    assert got["diff"] > 0 and t.iloc[2]["diff"] < 0  # a − b, in the order the pair names them
+    assert set(welch_report(runs, None, pairs)["source"]) == {"ours"}
+
+
+def test_long_arm_welch_pairs_are_the_pairs_the_arm_trains() -> None:
+    from equiv.experiments.rotmnist_study import LONG_ARM
+    from equiv.study import WELCH_PAIRS, long_arm_welch_pairs
+
+    pairs = long_arm_welch_pairs()
+    trained = dict(LONG_ARM.models)
+    assert pairs and set(pairs) <= set(WELCH_PAIRS)
+    assert all(r in trained and a in trained[r] and b in trained[r] for r, a, b, _ in pairs)
+    left_out = [p for p in WELCH_PAIRS if p not in pairs]
+    assert left_out and all(r not in trained or not {a, b} <= set(trained[r]) for r, a, b, _ in left_out)
+
+
 def test_run_metrics_of_a_sweep() -> None:
     rows = [{"regime": "upright", "model": "p4-28", "fold": 0, "seed": 1, "test_angle": a, "accuracy": 90.0 + (a % 90) / 10, "n": 1000}
             for a in ANGLES]
