@@ -107,7 +107,11 @@ def test_two_runners_at_once_never_run_a_run_twice(tmp_path):
 def test_ctrl_c_leaves_running_runs_interrupted_not_failed(tmp_path):
     runs = tmp_path / "runs"
     gdir = runs / "sleeps"
-    proc = subprocess.Popen(runner_cmd(runs, 2), start_new_session=True, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # as from a terminal: SIGINT at its default disposition, even where this test itself runs with SIGINT ignored
+    # (a shell without job control starts `cmd &` so, and Python then keeps it ignored and never raises
+    # KeyboardInterrupt: that is the right behaviour for a background job, and not what this test is about)
+    proc = subprocess.Popen(runner_cmd(runs, 2), start_new_session=True, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 90
     try:
         while "running" not in (statuses(gdir) if gdir.exists() else {}).values():
