@@ -7,6 +7,7 @@ next to their parameters in every file they write.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import socket
 import subprocess
@@ -52,14 +53,16 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
-@lru_cache(maxsize=1)
 def cpu_description() -> dict[str, Any]:
     """The CPU a computation ran on: its model name (``/proc/cpuinfo``, else :func:`platform.processor`), the
     vector instruction set torch's kernels use on it (``torch.backends.cpu.get_cpu_capability()``: ``AVX512``,
     ``AVX2``, ``DEFAULT``, …) and the logical CPUs. Timings depend on all three: the same code ran 20–30 % slower
-    on a 2-core AVX2 machine than on a 2-core AVX-512 one."""
-    import os
+    on a 2-core AVX2 machine than on a 2-core AVX-512 one. A fresh dict each call (the lookup is cached)."""
+    return dict(_cpu_description())
 
+
+@lru_cache(maxsize=1)
+def _cpu_description() -> tuple[tuple[str, Any], ...]:
     import torch
 
     model = None
@@ -70,8 +73,8 @@ def cpu_description() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"model": model or platform.processor() or platform.machine(),
-            "capability": torch.backends.cpu.get_cpu_capability(), "logical_cpus": os.cpu_count()}
+    return (("model", model or platform.processor() or platform.machine()),
+            ("capability", torch.backends.cpu.get_cpu_capability()), ("logical_cpus", os.cpu_count()))
 
 
 def device_description(device: Any = None) -> str:

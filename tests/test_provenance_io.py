@@ -50,6 +50,8 @@ def test_environment_records_what_a_result_needs() -> None:
     assert cpu["capability"] == torch.backends.cpu.get_cpu_capability() and cpu["capability"] in (
         "DEFAULT", "AVX", "AVX2", "AVX512", "ZVECTOR", "NEON", "SVE256", "VSX")
     assert f"{cpu['model']}, {cpu['capability']} (" in device_description("cpu")
+    cpu["model"] = "changed by a caller"
+    assert environment()["cpu"]["model"] != "changed by a caller"  # each call gets its own dict, not the cache's
     json.dumps(env)  # JSON-able
 
 
