@@ -12,17 +12,25 @@ bias), median of repeats. A diagnostic column, ``bank fixed``, times our layer's
 filter bank computed once (a leaf tensor): ``equiv − bank fixed`` is what the gather of the bank (forward) and
 its scatter back onto the weights (backward) cost.
 
+Each configuration is timed as ``--copies`` independent instances (same weights, their own input and gradient
+tensors), cycled through in the rotating order, and its figure is the median over all repeats of all copies.
+Identical objects in one process differ in speed by up to ±6 % on a 2-core VM (memory placement), so a ratio
+of one instance against one other measures that as much as the layer. The column ``A/A`` is the control: a
+second set of NHWC ``nn.Conv2d`` copies against the first, the ratio two identical configurations give; a gap
+no larger than its distance from 1 is no gap.
+
 Each step is the layer's forward pass plus its backward pass from a fixed random output gradient
 (``out.backward(grad)``), so the timing holds the layer's own work only: a scalar loss such as
 ``out.square().mean()`` would add elementwise passes over the output whose cost depends on its shape
 (5-D group maps vs 4-D images) rather than on the layer.
 
-    python benchmarks/layers.py [--repeats 15] [--batch 64] [--size 28] [--threads 2]
+    python benchmarks/layers.py [--repeats 15] [--copies 3] [--batch 64] [--size 28] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import statistics
 import time
@@ -87,6 +95,15 @@ def step_time(module: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> float:
     return time.perf_counter() - t0
 
 
+def instances(module: nn.Module, x: torch.Tensor, grad: torch.Tensor, copies: int) -> list[tuple[nn.Module, torch.Tensor, torch.Tensor]]:
+    """``copies`` independent instances of one configuration: the module deep-copied (same weights), the input
+    and output gradient cloned in their own memory format (the first instance is the original)."""
+    out = [(module, x, grad)]
+    for _ in range(copies - 1):
+        out.append((copy.deepcopy(module), x.clone(), grad.clone()))
+    return out
+
+
 def iqr(ours: list[float], base: list[float]) -> str:
     """The quartiles of the per-repeat ratios ``ours[i] / base[i]`` (timed in the same round): the noise."""
     q = statistics.quantiles([a / b for a, b in zip(ours, base)], n=4)
@@ -96,18 +113,22 @@ def iqr(ours: list[float], base: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--copies", type=int, default=3, help="independent instances of each configuration")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--size", type=int, default=28)
     ap.add_argument("--channels", type=int, default=10, help="channels per group element")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
+    if args.repeats < 2 or args.copies < 1:
+        ap.error(f"need --repeats >= 2 and --copies >= 1, got --repeats {args.repeats} --copies {args.copies}")
     torch.set_num_threads(args.threads)
     print(f"machine: {device_description('cpu')}")  # the CPU and its instruction set: timings depend on them
     torch.manual_seed(0)
     c, n, b, k = args.channels, args.size, args.batch, 3
-    print(f"batch {b}, {n}x{n}, {c} channels per group element, 3x3, {args.threads} threads, median of {args.repeats}")
+    print(f"batch {b}, {n}x{n}, {c} channels per group element, 3x3, {args.threads} threads, median of {args.repeats} "
+          f"repeats x {args.copies} copies")
     print(f"{'layer':<14}{'equiv (ms)':>12}{'Conv2d NCHW':>13}{'Conv2d NHWC':>13}{'e2cnn (ms)':>12}"
-          f"{'fastest':>9}{'equiv/fastest':>15}{'(IQR)':>14}{'e2cnn/fastest':>15}{'bank fixed/fastest':>20}")
+          f"{'fastest':>9}{'equiv/fastest':>15}{'(IQR)':>14}{'e2cnn/fastest':>15}{'bank fixed/fastest':>20}{'A/A':>7}")
     for group, order in (("p4", 4), ("p4m", 8)):
         for lifting in (False, True):
             c_in = 3 if lifting else c
@@ -122,16 +143,18 @@ def main() -> None:
             grad = torch.randn(b, c * order, n, n)  # one output gradient for all (viewed as each output)
             grad_ours = fast_layout(grad.view(b, order, c, n, n).transpose(1, 2))
             grad_cl = grad.contiguous(memory_format=torch.channels_last)
-            runs = {"ours": (ours, x_ours, grad_ours), "fixed": (FixedBank(ours), x_ours, grad_ours), "nchw": (plain, x_plain, grad), "nhwc": (plain_cl, x_cl, grad_cl),
-                    "e2cnn": (e2, x_plain, grad)}
+            configs = {"ours": (ours, x_ours, grad_ours), "fixed": (FixedBank(ours), x_ours, grad_ours), "nchw": (plain, x_plain, grad), "nhwc": (plain_cl, x_cl, grad_cl),
+                       "e2cnn": (e2, x_plain, grad), "nhwc_aa": (copy.deepcopy(plain_cl), x_cl.clone(), grad_cl.clone())}
+            runs = {key: instances(*config, args.copies) for key, config in configs.items()}
             times = {key: [] for key in runs}
             for _ in range(3):  # warm-up
-                for module, x, g in runs.values():
-                    step_time(module, x, g)
-            keys = list(runs)
+                for group_of_copies in runs.values():
+                    for module, x, g in group_of_copies:
+                        step_time(module, x, g)
+            slots = [(key, i) for i in range(args.copies) for key in runs]
             for r in range(args.repeats):  # interleaved, so drifts hit all alike; the order rotates
-                for key in keys[r % len(keys):] + keys[:r % len(keys)]:
-                    module, x, g = runs[key]
+                for key, i in slots[r % len(slots):] + slots[:r % len(slots)]:
+                    module, x, g = runs[key][i]
                     times[key].append(step_time(module, x, g))
             med = {key: statistics.median(v) * 1e3 for key, v in times.items()}
             fastest = "nhwc" if med["nhwc"] < med["nchw"] else "nchw"
@@ -139,7 +162,7 @@ def main() -> None:
             print(f"{name:<14}{med['ours']:>12.2f}{med['nchw']:>13.2f}{med['nhwc']:>13.2f}{med['e2cnn']:>12.2f}"
                   f"{fastest.upper():>9}{med['ours'] / med[fastest]:>15.3f}{iqr(times['ours'], times[fastest]):>14}"
                   f"{med['e2cnn'] / med[fastest]:>15.3f}"
-                  f"{med['fixed'] / med[fastest]:>20.3f}")
+                  f"{med['fixed'] / med[fastest]:>20.3f}{med['nhwc_aa'] / med['nhwc']:>7.3f}")
 
 if __name__ == "__main__":
     main()

@@ -62,10 +62,65 @@ def test_layout_threshold_compares_different_layouts():
 def test_layers_benchmark_runs_and_prints_every_layer():
     out = subprocess.run(
         [sys.executable, str(BENCH / "layers.py"), "--repeats", "4", "--batch", "2", "--size", "8", "--channels", "2",
-         "--threads", "1"],
+         "--threads", "1", "--copies", "2"],
         capture_output=True, text=True, timeout=600, check=True,
     ).stdout
+    assert "median of 4 repeats x 2 copies" in out
     rows = [line.split() for line in out.splitlines() if line.startswith(("P4Conv", "P4MConv"))]
     assert [r[0] for r in rows] == ["P4ConvP4", "P4ConvZ2", "P4MConvP4M", "P4MConvZ2"]
     for r in rows:
-        assert r[5] in ("NCHW", "NHWC") and float(r[6]) > 0 and float(r[-1]) > 0
+        assert len(r) == 11, r  # name, 4 timings, fastest, ratio, IQR, e2cnn ratio, bank fixed ratio, A/A
+        assert r[5] in ("NCHW", "NHWC") and float(r[6]) > 0 and float(r[-2]) > 0 and float(r[-1]) > 0
+
+
+def test_layers_benchmark_rejects_a_design_without_repeats():
+    done = subprocess.run([sys.executable, str(BENCH / "layers.py"), "--repeats", "1"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "--repeats 1" in done.stderr.strip().splitlines()[-1]
+
+
+def test_layer_copies_are_independent_instances_of_one_configuration():
+    """The copies of ``layers.instances`` compute the same thing from their own memory: same weights and values,
+    no shared parameter or input storage (else they would not average over memory placement)."""
+    torch.manual_seed(0)
+    layer = GroupConv2d(3, 4, 3, padding=1, group="p4", lifting=True)
+    x = torch.randn(2, 3, 9, 9).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(2, 16, 9, 9)
+    copies = layers.instances(layer, x, grad, 3)
+    assert len(copies) == 3 and copies[0][0] is layer
+    for module, xc, gc in copies[1:]:
+        assert module is not layer and module.weight.data_ptr() != layer.weight.data_ptr()
+        assert xc.data_ptr() != x.data_ptr() and gc.data_ptr() != grad.data_ptr()
+        assert xc.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(module(xc), layer(x), rtol=0, atol=0)
+
+
+def test_gpu_benchmark_runs_on_the_cpu_and_tells_exact_from_approximate(tmp_path):
+    """``benchmarks/device_check.sh`` and ``benchmarks/gpu.py`` (prepared for a lent GPU) run end to end here at
+    tiny sizes: the exactness check passes the exact P4CNN in fp32 and shows the approximate one's error; TF32
+    is skipped with a reason; the figures land in ``$OUT``."""
+    import json
+    import os
+
+    args = ("--device cpu --batch 8 --steps 2 --warmup 1 --warm-epochs 1 --warm-digits 256 --test 64 --epochs 1 "
+            "--train 64")
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "GPU_ARGS": args}
+    subprocess.run(["bash", str(BENCH / "device_check.sh")], cwd=BENCH.parent, env=env, capture_output=True, text=True,
+                   timeout=600, check=True)
+    log = (tmp_path / "gpu_benchmark.log").read_text()
+    assert "tf32      skipped: TF32 exists on CUDA devices only" in log and "wrote " in log
+    result = json.loads((tmp_path / "gpu_benchmark.json").read_text())
+    rows = {r["precision"]: r for r in result["precisions"]}
+    assert sorted(rows) == ["bf16", "fp32"]
+    fp32 = rows["fp32"]
+    assert fp32["keeps_exactness"] and fp32["exact_changed_predictions"] == 0
+    assert fp32["exact_relative_error"] < 1e-5 < 1e-3 < fp32["approx_relative_error"]
+    assert all(r["images_per_s"] > 0 and r["test_digits"] == 64 for r in rows.values())
+    assert result["paper_run"]["epochs"] == 1 and result["paper_run"]["digits"] == 64
+    assert result["environment"]["device"].startswith("cpu:") and result["parameters"]["batch"] == 8
+
+
+def test_gpu_benchmark_rejects_bad_sizes_before_any_work():
+    done = subprocess.run([sys.executable, str(BENCH / "gpu.py"), "--device", "cpu", "--test", "5000"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "got --test 5000 --warm-digits 4000" in done.stderr.strip().splitlines()[-1]
