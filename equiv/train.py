@@ -92,15 +92,16 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
-    loss, correct = 0.0, 0
+    loss = torch.zeros((), dtype=torch.float64, device=dev)  # on the device, as in fit: one synchronisation
+    correct = torch.zeros((), dtype=torch.int64, device=dev)
     for i in range(0, y.shape[0], batch_size):
         xb, yb = x[i : i + batch_size].to(dev), y[i : i + batch_size].to(dev)
         out = model(xb)
-        loss += F.cross_entropy(out, yb, reduction="sum").item()
-        correct += (out.argmax(1) == yb).sum().item()
+        loss += F.cross_entropy(out, yb, reduction="sum").double()
+        correct += (out.argmax(1) == yb).sum()
     model.train(was_training)
     n = max(int(y.shape[0]), 1)
-    return loss / n, 100.0 * correct / n
+    return loss.item() / n, 100.0 * correct.item() / n
 
 
 def _progress_enabled(progress: bool | None) -> bool:
@@ -189,13 +190,18 @@ def fit(
     for epoch in bar:
         model.train()
         t0 = time.perf_counter()
-        order = torch.randperm(train_y.shape[0], generator=gen).to(dev)
-        loss_sum, correct, seen = 0.0, 0, 0
+        order_cpu = torch.randperm(train_y.shape[0], generator=gen)
+        order = order_cpu.to(dev)
+        # running sums stay on the device: no host synchronisation per step (on a GPU it would stall the queue).
+        # float64 sums of the same float32 values in the same order as Python floats: the same numbers
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        correct = torch.zeros((), dtype=torch.int64, device=dev)
+        seen = 0
         for i in range(0, order.numel(), batch_size):
             idx = order[i : i + batch_size]
             xb, yb = train_x.index_select(0, idx), train_y.index_select(0, idx)
             if regime is not None:
-                xb = _apply_regime(regime, xb, idx, epoch, gen, fill)
+                xb = _apply_regime(regime, xb, order_cpu[i : i + batch_size], epoch, gen, fill)
             out = model(xb)
             loss = F.cross_entropy(out, yb)
             opt.zero_grad(set_to_none=True)
@@ -203,13 +209,14 @@ def fit(
             opt.step()
             if scheduler is not None and per_batch:
                 scheduler.step()
-            loss_sum += loss.item() * yb.shape[0]
-            correct += (out.argmax(1) == yb).sum().item()
+            loss_sum += loss.detach().double() * yb.shape[0]
+            correct += (out.argmax(1) == yb).sum()
             seen += yb.shape[0]
         lr_now = opt.param_groups[0]["lr"]
         if scheduler is not None and not per_batch:
             scheduler.step()
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": 100.0 * correct / seen, "lr": lr_now}
+        row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / seen, "train_accuracy": 100.0 * correct.item() / seen,
+               "lr": lr_now}
         if eval_split is not None:
             row[f"{evaluate_on}_loss"], row[f"{evaluate_on}_accuracy"] = evaluate(model, *eval_split)
         row["seconds"] = time.perf_counter() - t0
@@ -224,5 +231,6 @@ def fit(
 
 
 def _apply_regime(regime: Any, xb: torch.Tensor, idx: torch.Tensor, epoch: int, gen: torch.Generator, fill):
-    out = regime(xb, idx.cpu(), epoch=epoch, generator=gen, fill=fill)
+    """``xb`` rotated by ``regime``; ``idx`` (on the CPU) are the batch's rows of the training set."""
+    out = regime(xb, idx, epoch=epoch, generator=gen, fill=fill)
     return out[0] if isinstance(out, tuple) else out

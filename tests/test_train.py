@@ -101,3 +101,49 @@ def test_checkpoint_roundtrip_is_weights_only(tmp_path) -> None:
         load_checkpoint(tmp_path / "bad.pt")
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_fit_and_evaluate_report_the_numbers_of_a_loop_summing_python_floats():
+    """fit and evaluate keep their running sums on the device (no host synchronisation per step); the reported
+    loss and accuracy must be bit for bit those of the plain loop that sums ``loss.item()`` as Python floats."""
+    import torch.nn.functional as F
+
+    from equiv.reproducibility import make_generator
+
+    gen = torch.Generator().manual_seed(5)
+    x, y = torch.randn(70, 1, 6, 6, generator=gen), torch.randint(0, 3, (70,), generator=gen)
+
+    def make():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Flatten(), nn.Linear(36, 3))
+
+    model = make()
+    history = fit(model, (x, y), epochs=2, lr=1e-2, batch_size=16, seed=3, device="cpu", progress=False)
+
+    ref = make()
+    seed_everything(3)
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-2, weight_decay=0.0)
+    order_gen = make_generator(3)
+    for epoch in range(2):
+        ref.train()
+        order = torch.randperm(70, generator=order_gen)
+        loss_sum, correct = 0.0, 0
+        for i in range(0, 70, 16):
+            idx = order[i : i + 16]
+            out = ref(x[idx])
+            loss = F.cross_entropy(out, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * idx.numel()
+            correct += (out.argmax(1) == y[idx]).sum().item()
+        assert history.epochs[epoch]["train_loss"] == loss_sum / 70
+        assert history.epochs[epoch]["train_accuracy"] == 100.0 * correct / 70
+    ref.eval()
+    with torch.no_grad():
+        loss_sum, correct = 0.0, 0
+        for i in range(0, 70, 32):
+            out = ref(x[i : i + 32])
+            loss_sum += F.cross_entropy(out, y[i : i + 32], reduction="sum").item()
+            correct += (out.argmax(1) == y[i : i + 32]).sum().item()
+    assert evaluate(model, x, y, batch_size=32) == (loss_sum / 70, 100.0 * correct / 70)
