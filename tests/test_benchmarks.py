@@ -124,3 +124,29 @@ def test_gpu_benchmark_rejects_bad_sizes_before_any_work():
     done = subprocess.run([sys.executable, str(BENCH / "gpu.py"), "--device", "cpu", "--test", "5000"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "got --test 5000 --warm-digits 4000" in done.stderr.strip().splitlines()[-1]
+
+
+def test_batchnorm_benchmark_compares_the_same_normalisation_and_runs():
+    """The three batch norms of ``benchmarks/batchnorm.py`` compute the same thing (training mode, unit affine),
+    so its ratios compare implementations, not computations; and the script runs."""
+    import batchnorm as bench_bn
+
+    from equiv.nn import GroupBatchNorm
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 4, 6, 6, dtype=torch.float64, requires_grad=True)
+    xf = fast_layout(x.detach()).requires_grad_()
+    ours, previous = GroupBatchNorm(3).double(), bench_bn.PreviousGroupBatchNorm(3).double()
+    native = torch.nn.BatchNorm3d(3).double()
+    g = torch.randn_like(x)
+    outs = [m(v) for m, v in ((ours, xf), (previous, xf), (native, x))]
+    for out in outs[1:]:
+        torch.testing.assert_close(out, outs[0], rtol=0, atol=1e-12)
+    grads = [torch.autograd.grad(out, v, g)[0] for out, v in zip(outs, (xf, xf, x))]
+    for grad in grads[1:]:
+        torch.testing.assert_close(grad, grads[0], rtol=0, atol=1e-12)
+    out = subprocess.run([sys.executable, str(BENCH / "batchnorm.py"), "--repeats", "2", "--threads", "1"],
+                         capture_output=True, text=True, timeout=600, check=True).stdout
+    rows = [line.split() for line in out.splitlines() if line[:1].isdigit() and "x" in line.split()[0]]
+    assert [r[0] for r in rows] == ["x".join(map(str, s)) for s in bench_bn.SHAPES]
+    assert all(len(r) == 7 and float(r[4]) > 0 for r in rows)

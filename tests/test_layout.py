@@ -15,6 +15,7 @@ from torch import nn
 from equiv.exactness import check
 from equiv.models import build
 from equiv.nn import (Dropout, GroupAvgPool2d, GroupBatchNorm, GroupConv2d, GroupMaxPool2d)
+from equiv.nn import batchnorm
 from equiv.nn.batchnorm import _TrainingNorm
 from equiv.nn.dropout import keep_mask
 from equiv.nn.layout import FAST_LAYOUT_MIN_CHANNELS, fast_layout, from_planes, is_fast_layout, to_planes
@@ -194,10 +195,16 @@ def test_checkpoints_load_across_layouts_and_from_the_old_layers() -> None:
 
 
 # --------------------------------------------------------------------------------------------- batch norm
+#: both paths of the fast-layout batch norm: PyTorch's kernels for every map (0), elementwise passes for every map
+SUM_PATHS = pytest.mark.parametrize("kernel_min_numel", [0, 2**62], ids=["kernels", "elementwise"])
+
+
+@SUM_PATHS
 @pytest.mark.parametrize("momentum", [0.1, None])
 @pytest.mark.parametrize("affine", [True, False])
 @pytest.mark.parametrize("layout", ["fast", "contiguous"])
-def test_group_batch_norm_is_batch_norm_3d(momentum, affine, layout) -> None:
+def test_group_batch_norm_is_batch_norm_3d(momentum, affine, layout, kernel_min_numel, monkeypatch) -> None:
+    monkeypatch.setattr(batchnorm, "KERNEL_MIN_NUMEL", kernel_min_numel)
     torch.manual_seed(3)
     bn = GroupBatchNorm(3, momentum=momentum, affine=affine).double()
     ref = nn.BatchNorm3d(3, momentum=momentum, affine=affine).double()
@@ -225,11 +232,28 @@ def test_group_batch_norm_is_batch_norm_3d(momentum, affine, layout) -> None:
     assert torch.allclose(bn(fast_layout(x)), ref(x), rtol=0, atol=1e-12)
 
 
-def test_training_norm_gradcheck_and_refusal() -> None:
+@SUM_PATHS
+def test_group_batch_norm_in_float32_does_not_cancel_on_a_large_mean(kernel_min_numel, monkeypatch) -> None:
+    """Mean 1,000, std 1, in float32: a one-pass ``E[x²] − E[x]²`` variance would be off by ~0.06 (about 3 % of
+    every output); the folded two-pass statistics stay at float32 round-off of the deviations."""
+    monkeypatch.setattr(batchnorm, "KERNEL_MIN_NUMEL", kernel_min_numel)
+    torch.manual_seed(6)
+    x64 = torch.randn(8, 3, 4, 9, 9, dtype=torch.float64) + 1000
+    bn, ref = GroupBatchNorm(3), nn.BatchNorm3d(3).double()
+    y = bn(fast_layout(x64.float()))
+    expected = ref(x64.float().double())  # the same float32 inputs, normalised in float64
+    assert (y.double() - expected).abs().max().item() < 2e-3
+    assert torch.allclose(bn.running_var.double(), ref.running_var, rtol=1e-3)
+
+
+@SUM_PATHS
+def test_training_norm_gradcheck_and_refusal(kernel_min_numel, monkeypatch) -> None:
+    monkeypatch.setattr(batchnorm, "KERNEL_MIN_NUMEL", kernel_min_numel)
     torch.manual_seed(4)
     args = (torch.randn(96, 3, dtype=torch.float64, requires_grad=True),
             torch.rand(3, dtype=torch.float64, requires_grad=True), torch.randn(3, dtype=torch.float64, requires_grad=True))
     assert torch.autograd.gradcheck(lambda x, w, b: _TrainingNorm.apply(x, w, b, 1e-5)[0], args)
+    assert torch.autograd.gradcheck(lambda x: _TrainingNorm.apply(x, None, None, 1e-5)[0], args[:1])
     with pytest.raises(ValueError, match="more than one value per channel"):
         GroupBatchNorm(2)(fast_layout(torch.randn(1, 2, 1, 1, 1)))
 

@@ -10,7 +10,9 @@ the P4CNN), which wastes most of an AVX-512 register and runs 3× slower than on
 layout every pass runs here on a folded ``(rows/r, r·C)`` view (``r`` rows side by side, so the inner dimension
 is long, with the per-channel vectors tiled ``r`` times): a two-pass variance (mean first, then the mean of
 squared deviations: no ``E[x²] − E[x]²`` cancellation), the normalisation in one fused ``addcmul``, and the
-textbook backward. Other layouts use :class:`torch.nn.BatchNorm3d` itself. Running
+textbook backward. On maps of at least :data:`KERNEL_MIN_NUMEL` elements the statistics and the backward's two
+sums come from PyTorch's own batch-norm kernels, which vectorise well over the folded view: one call each
+instead of several elementwise passes. Other layouts use :class:`torch.nn.BatchNorm3d` itself. Running
 statistics, momentum (``None``: cumulative average), ``eps``, ``affine`` and ``track_running_stats`` follow
 :class:`torch.nn.BatchNorm3d`, whose parameters and buffers it keeps (checkpoints are interchangeable).
 """
@@ -22,7 +24,7 @@ from torch import nn
 
 from equiv.nn.layout import is_fast_layout
 
-__all__ = ["GroupBatchNorm"]
+__all__ = ["GroupBatchNorm", "KERNEL_MIN_NUMEL"]
 
 
 def _fold(rows: int, channels: int) -> int:
@@ -33,26 +35,61 @@ def _fold(rows: int, channels: int) -> int:
     return 1
 
 
+#: maps of at least this many elements take their sums from PyTorch's batch-norm kernels (one call each), smaller
+#: ones from one elementwise operation per pass, whose calls cost less: measured with ``benchmarks/batchnorm.py``
+#: (the kernels 1.1–1.8× faster from 10⁶ elements up, 0.84–0.97× as fast at 0.8–2.8·10⁵)
+KERNEL_MIN_NUMEL = 2**19
+
+
 def _column_sum(folded: torch.Tensor, r: int) -> torch.Tensor:
     """Per-channel sum of an ``(N/r, r·C)`` folded matrix."""
     return folded.sum(0).view(r, -1).sum(0)
 
 
+def _stats(folded: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-channel mean and biased variance of an ``(N/r, r·C)`` folded matrix, both two-pass (mean first, then
+    the mean of squared deviations: no ``E[x²] − E[x]²`` cancellation), and the deviations ``d = x − μ``.
+
+    Large maps: PyTorch's batch-norm statistics kernel gives them per column, i.e. per (tile, channel) over
+    ``N/r`` rows each, in one call; the ``r`` tiles have equal counts, so a channel's mean is the mean of its
+    tile means and its variance the mean of the tile variances plus the variance of the tile means (the law of
+    total variance). Small maps: a column sum, the deviations, their squares and a second column sum."""
+    n = folded.numel() // (folded.shape[1] // r)  # rows of the unfolded (N, C) matrix
+    if folded.numel() < KERNEL_MIN_NUMEL:
+        mean = _column_sum(folded, r) / n
+        d = folded - mean.repeat(r)
+        return mean, _column_sum(d * d, r) / n, d
+    tile_mean, tile_var = torch.batch_norm_update_stats(folded, None, None, 0.0)
+    tile_mean, tile_var = tile_mean.view(r, -1), tile_var.view(r, -1)
+    mean = tile_mean.mean(0)
+    return mean, tile_var.mean(0) + (tile_mean - mean).square().mean(0), folded - mean.repeat(r)
+
+
+def _grad_sums(gf: torch.Tensor, d: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel ``Σ g`` and ``Σ g·d`` of two folded matrices: for large maps from one call of PyTorch's
+    batch-norm backward reduction (its grad_bias and, with mean 0 and invstd 1, its grad_weight per column)."""
+    if gf.numel() < KERNEL_MIN_NUMEL:
+        return _column_sum(gf, r), _column_sum(gf * d, r)
+    zeros, ones = d.new_zeros(d.shape[1]), d.new_ones(d.shape[1])
+    _, col_gd, col_g = torch.ops.aten.native_batch_norm_backward(gf, d, None, None, None, zeros, ones, True, 0.0,
+                                                                 [False, True, True])
+    return col_g.view(r, -1).sum(0), col_gd.view(r, -1).sum(0)
+
+
 class _TrainingNorm(torch.autograd.Function):
     """y = (x − μ)/√(σ² + ε)·γ + β on an ``(N, C)`` matrix, statistics over the rows; returns y, μ, σ².
 
-    Every pass runs on the folded ``(N/r, r·C)`` view with per-channel vectors tiled ``r`` times. The variance
-    is two-pass (mean first, then the mean of squared deviations ``d = x − μ``), and ``d`` is kept for the
-    backward pass."""
+    Every pass runs on the folded ``(N/r, r·C)`` view with per-channel vectors tiled ``r`` times. The statistics
+    come from :func:`_stats`; the deviations ``d = x − μ`` are kept for the backward pass, whose two sums (Σg and
+    Σg·d) come from :func:`_grad_sums`. On a large map that is three passes over memory forward and three
+    backward, instead of eight and six with one elementwise operation each."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float):
         n, c = x.shape
         r = _fold(n, c)
         xf = x.view(n // r, r * c)
-        mean = _column_sum(xf, r) / n
-        d = xf - mean.repeat(r)
-        var = _column_sum(d * d, r) / n
+        mean, var, d = _stats(xf, r)
         invstd = torch.rsqrt(var + eps)
         scale = invstd if weight is None else invstd * weight
         y = d * scale.repeat(r) if bias is None else torch.addcmul(bias.repeat(r), d, scale.repeat(r))
@@ -67,8 +104,7 @@ class _TrainingNorm(torch.autograd.Function):
         r = ctx.fold
         n, c = d.shape[0] * r, d.shape[1] // r
         gf = grad.contiguous().view(d.shape)
-        sum_g = _column_sum(gf, r)
-        sum_gd = _column_sum(gf * d, r)  # Σ g·(x − μ)
+        sum_g, sum_gd = _grad_sums(gf, d, r)  # Σ g and Σ g·(x − μ)
         scale = invstd if weight is None else invstd * weight
         # dx = γ·invstd·(g − mean(g) − x̂·mean(g·x̂)),  x̂ = d·invstd  =  g·k_g + d·k_d + k_0
         grad_x = None
