@@ -138,15 +138,15 @@ def main() -> None:
     print(f"PyTorch defaults: {defaults}")
 
     splits = data.mnist("embedded", seed=0, train_size=4000, val_size=0, test_size=1000)
-    models = {}
+    models, prepared_at = {}, {}
     for size in (28, 27):
-        prepared = splits.prepared(size, device=device)
+        prepared = prepared_at[size] = splits.prepared(size, device=device)
         seed_everything(1)
         model = build("p4cnn", group="p4")
         warm = prepared.train[0][: args.warm_digits], prepared.train[1][: args.warm_digits]
         fit(model, warm, epochs=args.warm_epochs, lr=3e-3, batch_size=64, seed=1, device=device, progress=False)
         models[size] = (model, prepared.test[0][: args.test])
-    x28 = splits.prepared(28, device=device).train
+    x28 = prepared_at[28].train
     gen = torch.Generator().manual_seed(0)
     pick = torch.randint(0, x28[1].shape[0], (args.batch,), generator=gen).to(device)
     batch = x28[0].index_select(0, pick), x28[1].index_select(0, pick)

@@ -36,8 +36,9 @@ def _fold(rows: int, channels: int) -> int:
 
 
 #: maps of at least this many elements take their sums from PyTorch's batch-norm kernels (one call each), smaller
-#: ones from one elementwise operation per pass, whose calls cost less: measured with ``benchmarks/batchnorm.py``
-#: (the kernels 1.1–1.8× faster from 10⁶ elements up, 0.84–0.97× as fast at 0.8–2.8·10⁵)
+#: ones from one elementwise operation per pass, whose calls cost less. ``python benchmarks/batchnorm.py``: the
+#: kernels 1.1–1.7× faster at 10⁶ elements and more; an earlier run with the kernels on every map (not kept) had
+#: them 0.84–0.97× as fast at 0.8–2.8·10⁵ elements
 KERNEL_MIN_NUMEL = 2**19
 
 
@@ -54,8 +55,8 @@ def _stats(folded: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor, to
     ``N/r`` rows each, in one call; the ``r`` tiles have equal counts, so a channel's mean is the mean of its
     tile means and its variance the mean of the tile variances plus the variance of the tile means (the law of
     total variance). Small maps: a column sum, the deviations, their squares and a second column sum."""
-    n = folded.numel() // (folded.shape[1] // r)  # rows of the unfolded (N, C) matrix
     if folded.numel() < KERNEL_MIN_NUMEL:
+        n = folded.numel() // (folded.shape[1] // r)  # rows of the unfolded (N, C) matrix
         mean = _column_sum(folded, r) / n
         d = folded - mean.repeat(r)
         return mean, _column_sum(d * d, r) / n, d
