@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
+# The suite on every core (pytest-xdist): one worker per core, each test file on one worker, one torch thread
+# per worker (tests/conftest.py). `.venv/bin/python -m pytest tests` still runs it in one process.
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -n auto --dist loadfile
 
 # The book: `make book` (profile book), `EQUIV_PROFILE=smoke make book` or `make book PROFILE=smoke`, in two
 # stages (equiv/book_build.py): (1) the batch runner executes every chapter of _toc.yml with papermill at the

@@ -150,5 +150,7 @@ def test_cli_rejects_a_bad_grid_before_anything_runs(tmp_path, capsys):
 def test_cli_rejects_bad_option_combinations(tmp_path, capsys, argv, message):
     runs = tmp_path / "runs"
     assert main(["run", str(GRIDS / "fails.yaml"), "--runs-dir", str(runs), *argv]) == 2
-    assert message in capsys.readouterr().err
+    out = capsys.readouterr()
+    assert message in out.err
+    assert "packing" not in out.out + out.err, "the packing was measured before the bad options were refused"
     assert not runs.exists()

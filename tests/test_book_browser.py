@@ -99,12 +99,13 @@ def browser_binary() -> str:
 
 
 @pytest.fixture(scope="module")
-def site() -> Path:
+def site(book_build_lock) -> Path:
     """The built site, brought up to date with the sources first: ``make book`` at the profile of the last build
     (``smoke`` if there is none). An up-to-date build executes and renders nothing, so this costs seconds."""
     stamp = ROOT / "_build" / ".book-profile"
     profile = stamp.read_text().strip() if stamp.is_file() and (HTML / "index.html").is_file() else "smoke"
-    done = subprocess.run(["make", "book", f"PROFILE={profile}"], cwd=ROOT, capture_output=True, text=True)
+    with book_build_lock():
+        done = subprocess.run(["make", "book", f"PROFILE={profile}"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, (f"make book PROFILE={profile} failed:\n{done.stdout[-6000:]}\n"
                                   f"{done.stderr[-6000:]}")
     print(f"\ntesting _build/html built at profile {profile}")

@@ -64,9 +64,10 @@ def results_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def executed_book() -> Path:
+def executed_book(book_build_lock) -> Path:
     """Stage 1 of the book build at the smoke profile; the folder of the chapters' run folders."""
-    execute_book(ROOT, "smoke", jobs=2, threads=1, progress=False)
+    with book_build_lock():
+        execute_book(ROOT, "smoke", jobs=2, threads=1, progress=False)
     return executed_dir(ROOT, "smoke")
 
 

@@ -100,11 +100,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, slurm: dict):
-    from equiv.batch.runner import run_grid
+    from equiv.batch.grid import MAX_RUNS
+    from equiv.batch.runner import check_options, run_grid
 
     jobs, threads = args.jobs, args.threads
+    # bad options are refused before the packing is measured (which takes tens of seconds) or anything runs
+    check_options(args.backend, args.jobs, args.scheduler, args.cell_timeout,
+                  MAX_RUNS if args.max_runs is None else args.max_runs)
     if args.backend == "local":
-        from equiv.batch.grid import MAX_RUNS, load_grid
+        from equiv.batch.grid import load_grid
         from equiv.batch.packing import choose_packing
         from equiv.batch.resources import visible_gpu_ids
 

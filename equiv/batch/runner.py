@@ -23,7 +23,7 @@ from equiv.batch.progress import GridProgress
 from equiv.batch.state import read_manifest, read_run_state
 from equiv.validation import is_int
 
-__all__ = ["BACKENDS", "RunSummary", "plan_grid", "run_grid", "check_backend", "dispatch"]
+__all__ = ["BACKENDS", "RunSummary", "plan_grid", "run_grid", "check_backend", "check_options", "dispatch"]
 
 BACKENDS = ("local", "slurm", "dask")
 
@@ -143,7 +143,9 @@ def dispatch(tasks: Sequence[RunTask], backend: str, *, progress: GridProgress, 
     return outcomes
 
 
-def _check_options(backend: str, jobs: int | None, scheduler: str | None, cell_timeout: int | None, max_runs: int) -> None:
+def check_options(backend: str, jobs: int | None, scheduler: str | None, cell_timeout: int | None, max_runs: int) -> None:
+    """One-line ``ValueError`` for a bad ``equiv run`` option or combination (:func:`check_backend`, ``--jobs``,
+    ``--cell-timeout``, ``--max-runs``), before anything is measured, run or written."""
     if jobs is not None and (not is_int(jobs, numpy=False) or jobs < 1):
         raise ValueError(f"--jobs {jobs!r} is not allowed (a whole number >= 1)")
     check_backend(backend, scheduler, jobs)
@@ -177,7 +179,7 @@ def run_grid(
     that is a file) before anything runs or is written when the grid or an option is wrong.
     """
     max_runs = MAX_RUNS if max_runs is None else max_runs
-    _check_options(backend, jobs, scheduler, cell_timeout, max_runs)
+    check_options(backend, jobs, scheduler, cell_timeout, max_runs)
     check_can_be_folder(runs_dir, "--runs-dir")
     grid = load_grid(grid_path, profile=profile, max_runs=max_runs)
     check_can_be_folder(grid_dir(runs_dir, grid.name), "the grid's runs folder")
