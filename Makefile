@@ -20,10 +20,11 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
-# The suite on every core (pytest-xdist): one worker per core, each test file on one worker, one torch thread
-# per worker (tests/conftest.py). `.venv/bin/python -m pytest tests` still runs it in one process.
+# The suite on every core (pytest-xdist): one worker per core (at most 8: each holds torch, ~0.6 GB), each test
+# file on one worker, one torch thread per worker (tests/conftest.py). `.venv/bin/python -m pytest tests` still
+# runs it in one process.
 test: $(STAMP)
-	$(PY) -m pytest tests -n auto --dist loadfile
+	$(PY) -m pytest tests -n auto --maxprocesses 8 --dist loadfile
 
 # The book: `make book` (profile book), `EQUIV_PROFILE=smoke make book` or `make book PROFILE=smoke`, in two
 # stages (equiv/book_build.py): (1) the batch runner executes every chapter of _toc.yml with papermill at the

@@ -3,8 +3,8 @@
 - ``EQUIV_CACHE_DIR`` points at a fresh folder for the session, so ``equiv run``'s packing measurement
   (:mod:`equiv.batch.packing`) runs for real once per test session, instead of reading or writing the user's
   ``~/.cache/equiv``.
-- ``make test`` runs the suite on every core with pytest-xdist (``-n auto --dist loadfile``: one process per
-  core, each test file on one of them). A worker then computes with **one** torch thread, so the workers do not
+- ``make test`` runs the suite on every core with pytest-xdist (``-n auto --maxprocesses 8 --dist loadfile``: one
+  process per core, at most 8, each test file on one of them). A worker then computes with **one** torch thread, so the workers do not
   oversubscribe the cores; subprocesses that a test starts set their own threads (``equiv run --threads``,
   ``OMP_NUM_THREADS`` in their environment) as before.
 - :func:`book_build_lock`: the two test files that build the book in the repository's own ``_build``

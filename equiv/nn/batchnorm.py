@@ -47,9 +47,10 @@ def _column_sum(folded: torch.Tensor, r: int) -> torch.Tensor:
     return folded.sum(0).view(r, -1).sum(0)
 
 
-def _stats(folded: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _stats(folded: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Per-channel mean and biased variance of an ``(N/r, r·C)`` folded matrix, both two-pass (mean first, then
-    the mean of squared deviations: no ``E[x²] − E[x]²`` cancellation), and the deviations ``d = x − μ``.
+    the mean of squared deviations: no ``E[x²] − E[x]²`` cancellation), and, for small maps, the deviations
+    ``d = x − μ`` (``None`` for large maps, whose passes use ``x`` and ``μ``).
 
     Large maps: PyTorch's batch-norm statistics kernel gives them per column, i.e. per (tile, channel) over
     ``N/r`` rows each, in one call; the ``r`` tiles have equal counts, so a channel's mean is the mean of its
@@ -63,17 +64,19 @@ def _stats(folded: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor, to
     tile_mean, tile_var = torch.batch_norm_update_stats(folded, None, None, 0.0)
     tile_mean, tile_var = tile_mean.view(r, -1), tile_var.view(r, -1)
     mean = tile_mean.mean(0)
-    return mean, tile_var.mean(0) + (tile_mean - mean).square().mean(0), folded - mean.repeat(r)
+    return mean, tile_var.mean(0) + (tile_mean - mean).square().mean(0), None
 
 
-def _grad_sums(gf: torch.Tensor, d: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel ``Σ g`` and ``Σ g·d`` of two folded matrices: for large maps from one call of PyTorch's
-    batch-norm backward reduction (its grad_bias and, with mean 0 and invstd 1, its grad_weight per column)."""
-    if gf.numel() < KERNEL_MIN_NUMEL:
+def _grad_sums(gf: torch.Tensor, d: torch.Tensor | None, r: int, xf: torch.Tensor | None = None,
+               mean: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel ``Σ g`` and ``Σ g·(x − μ)`` of folded matrices: for small maps from the deviations ``d``, for
+    large ones (``d`` is None) from one call of PyTorch's batch-norm backward reduction on ``x`` with the tiled
+    mean ``μ`` and invstd 1 (its grad_bias and grad_weight per column)."""
+    if d is not None:
         return _column_sum(gf, r), _column_sum(gf * d, r)
-    zeros, ones = d.new_zeros(d.shape[1]), d.new_ones(d.shape[1])
-    _, col_gd, col_g = torch.ops.aten.native_batch_norm_backward(gf, d, None, None, None, zeros, ones, True, 0.0,
-                                                                 [False, True, True])
+    ones = xf.new_ones(xf.shape[1])
+    _, col_gd, col_g = torch.ops.aten.native_batch_norm_backward(gf, xf, None, None, None, mean.repeat(r), ones, True,
+                                                                 0.0, [False, True, True])
     return col_g.view(r, -1).sum(0), col_gd.view(r, -1).sum(0)
 
 
@@ -81,9 +84,11 @@ class _TrainingNorm(torch.autograd.Function):
     """y = (x − μ)/√(σ² + ε)·γ + β on an ``(N, C)`` matrix, statistics over the rows; returns y, μ, σ².
 
     Every pass runs on the folded ``(N/r, r·C)`` view with per-channel vectors tiled ``r`` times. The statistics
-    come from :func:`_stats`; the deviations ``d = x − μ`` are kept for the backward pass, whose two sums (Σg and
-    Σg·d) come from :func:`_grad_sums`. On a large map that is three passes over memory forward and three
-    backward, instead of eight and six with one elementwise operation each."""
+    come from :func:`_stats`. Small maps keep the deviations ``d = x − μ`` for the backward pass. Large maps
+    normalise in one pass as ``x·s + (β − μ·s)`` with ``s = γ/√(σ² + ε)`` (as PyTorch's own CPU kernel does) and
+    keep ``x`` and ``μ``; their backward's two sums (Σg and Σg·(x − μ)) come from one kernel call
+    (:func:`_grad_sums`) and ``dx`` from two fused passes. On a large map that is two passes over memory forward
+    and three backward, instead of eight and six with one elementwise operation each."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float):
@@ -93,26 +98,34 @@ class _TrainingNorm(torch.autograd.Function):
         mean, var, d = _stats(xf, r)
         invstd = torch.rsqrt(var + eps)
         scale = invstd if weight is None else invstd * weight
-        y = d * scale.repeat(r) if bias is None else torch.addcmul(bias.repeat(r), d, scale.repeat(r))
-        ctx.save_for_backward(d, invstd, weight)
+        if d is None:  # large map: one pass from x, no deviations kept
+            shift = -mean * scale if bias is None else bias - mean * scale
+            y = torch.addcmul(shift.repeat(r), xf, scale.repeat(r))
+            ctx.save_for_backward(xf, mean, invstd, weight)
+        else:
+            y = d * scale.repeat(r) if bias is None else torch.addcmul(bias.repeat(r), d, scale.repeat(r))
+            ctx.save_for_backward(d, None, invstd, weight)
         ctx.fold, ctx.has_bias = r, bias is not None
         ctx.mark_non_differentiable(mean, var)
         return y.view(n, c), mean, var
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor, _gmean, _gvar):
-        d, invstd, weight = ctx.saved_tensors
+        saved, mean, invstd, weight = ctx.saved_tensors
         r = ctx.fold
-        n, c = d.shape[0] * r, d.shape[1] // r
-        gf = grad.contiguous().view(d.shape)
-        sum_g, sum_gd = _grad_sums(gf, d, r)  # Σ g and Σ g·(x − μ)
+        n, c = saved.shape[0] * r, saved.shape[1] // r
+        gf = grad.contiguous().view(saved.shape)
+        large = mean is not None  # saved is x (large map) or d = x − μ (small map)
+        sum_g, sum_gd = _grad_sums(gf, None, r, saved, mean) if large else _grad_sums(gf, saved, r)
         scale = invstd if weight is None else invstd * weight
-        # dx = γ·invstd·(g − mean(g) − x̂·mean(g·x̂)),  x̂ = d·invstd  =  g·k_g + d·k_d + k_0
+        # dx = γ·invstd·(g − mean(g) − x̂·mean(g·x̂)),  x̂ = d·invstd  =  g·k_g + d·k_d + k_0,  d = x − μ
         grad_x = None
         if ctx.needs_input_grad[0]:
             k_d = -scale * invstd * invstd * sum_gd / n
             k_0 = -scale * sum_g / n
-            grad_x = torch.addcmul(k_0.repeat(r), gf, scale.repeat(r)).addcmul_(d, k_d.repeat(r)).view(n, c)
+            if large:
+                k_0 = k_0 - mean * k_d  # d·k_d + k_0 = x·k_d + (k_0 − μ·k_d)
+            grad_x = torch.addcmul(k_0.repeat(r), gf, scale.repeat(r)).addcmul_(saved, k_d.repeat(r)).view(n, c)
         grad_w = sum_gd * invstd if weight is not None and ctx.needs_input_grad[1] else None
         grad_b = sum_g if ctx.has_bias and ctx.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b, None
