@@ -48,7 +48,8 @@ from equiv.settings import DEFAULT_PROFILE, PROFILE_ENV, PROFILES
 from equiv.validation import is_int, is_real
 
 __all__ = ["LAST", "BookBuildError", "Chapter", "chapters", "chapter_reads", "inputs_key", "executed_dir", "execute_book",
-           "assemble_site", "render_key", "render_site", "BookSummary", "expected_seconds", "start_order"]
+           "assemble_site", "render_key", "render_site", "BookSummary", "expected_seconds", "start_order",
+           "stale_chapters"]
 
 #: chapters that run only after every other chapter is done (they read the others' results)
 LAST = ("claims_ledger",)
@@ -193,6 +194,27 @@ def _up_to_date(run_dir: Path, key: str | None) -> bool:
             and (run_dir / f"{run_dir.name}.ipynb").is_file())
 
 
+def _chapter_states(root: Path, profile: str, pages: Sequence[Chapter]) -> list[tuple[Chapter, str, bool]]:
+    """``(chapter, inputs key, up to date)`` for each notebook of ``pages`` at ``profile``; a chapter of
+    :data:`LAST` reads every other chapter's results, so its key covers theirs (it runs again when any does)."""
+    keys = {c.stem: inputs_key(root, c, profile) for c in pages}
+    others = hashlib.sha256("".join(k for s, k in sorted(keys.items()) if s not in LAST).encode()).hexdigest()
+    states = []
+    for chapter in pages:
+        key = hashlib.sha256((keys[chapter.stem] + others).encode()).hexdigest() if chapter.stem in LAST else keys[chapter.stem]
+        states.append((chapter, key, _up_to_date(executed_dir(root, profile) / chapter.stem, key)))
+    return states
+
+
+def stale_chapters(root: Path, profile: str) -> list[str]:
+    """The notebook chapters that ``make book`` at ``profile`` would execute now (inputs changed, or never
+    finished there), in reading order; ``[]``: stage 1 would execute nothing."""
+    root = Path(root).resolve()
+    _check_profile(profile)
+    pages = [c for c in chapters(root) if c.notebook]
+    return [c.stem for c, _, current in _chapter_states(root, profile, pages) if not current]
+
+
 def _failure_line(stem: str, run_dir: Path) -> str:
     from equiv.batch.state import read_manifest
 
@@ -238,13 +260,9 @@ def execute_book(root: Path, profile: str, *, jobs: int | None = 1, threads: int
     base = executed_dir(root, profile)
     summary = BookSummary([], [], [])
     phases: list[list[tuple[Chapter, str]]] = [[], []]
-    keys = {c.stem: inputs_key(root, c, profile) for c in pages}
-    others = hashlib.sha256("".join(k for s, k in sorted(keys.items()) if s not in LAST).encode()).hexdigest()
-    for chapter in pages:
-        # a chapter of LAST reads every other chapter's results: it runs again when any of them does
-        key = hashlib.sha256((keys[chapter.stem] + others).encode()).hexdigest() if chapter.stem in LAST else keys[chapter.stem]
+    for chapter, key, current in _chapter_states(root, profile, pages):
         run_dir = base / chapter.stem
-        if _up_to_date(run_dir, key):
+        if current:
             summary.reused.append(chapter.stem)
             continue
         (run_dir / "manifest.json").unlink(missing_ok=True)  # inputs changed, or never finished: run again

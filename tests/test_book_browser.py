@@ -42,7 +42,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from book_browser import CDPError, Chromium, check_site_links, find_chromium, serve  # noqa: E402
 
-from equiv.book_build import chapters  # noqa: E402
+from equiv.book_build import chapters, stale_chapters  # noqa: E402
+from equiv.settings import PROFILES  # noqa: E402
 from equiv.book_site import repository_url  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,14 +102,23 @@ def browser_binary() -> str:
 @pytest.fixture(scope="module")
 def site(book_build_lock) -> Path:
     """The built site, brought up to date with the sources first: ``make book`` at the profile of the last build
-    (``smoke`` if there is none). An up-to-date build executes and renders nothing, so this costs seconds."""
+    when nothing there needs executing again (then it costs seconds), else at the smoke profile. After a library
+    change, a last build at the book profile would otherwise re-execute every chapter (12 min and more) inside the
+    test suite; the line printed says which profile was tested and why."""
     stamp = ROOT / "_build" / ".book-profile"
-    profile = stamp.read_text().strip() if stamp.is_file() and (HTML / "index.html").is_file() else "smoke"
+    last = stamp.read_text().strip() if stamp.is_file() and (HTML / "index.html").is_file() else None
+    profile, why = "smoke", "no earlier build" if last is None else f"the last build's profile is {last}"
+    if last not in (None, "smoke"):
+        stale = stale_chapters(ROOT, last) if last in PROFILES else ["(unknown profile)"]
+        if not stale:
+            profile, why = last, f"the {last} build is up to date"
+        else:
+            why = f"at the {last} profile these chapters would execute again: {', '.join(stale)}"
     with book_build_lock():
         done = subprocess.run(["make", "book", f"PROFILE={profile}"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, (f"make book PROFILE={profile} failed:\n{done.stdout[-6000:]}\n"
                                   f"{done.stderr[-6000:]}")
-    print(f"\ntesting _build/html built at profile {profile}")
+    print(f"\ntesting _build/html built at profile {profile} ({why})")
     missing = [page for page in _toc_pages() if not (HTML / f"{page}.html").is_file()]
     assert not missing, f"pages missing after make book: {missing}"
     return HTML

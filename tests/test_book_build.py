@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from equiv.book_build import (BookBuildError, assemble_site, chapters, execute_book, executed_dir, expected_seconds,
-                               inputs_key, start_order)
+                               inputs_key, stale_chapters, start_order)
 
 
 def _notebook(path: Path, *cells: str) -> None:
@@ -308,3 +308,18 @@ def test_equiv_book_and_run_start_without_torch() -> None:
             "build_parser()\nprint('torch' in sys.modules)")  # the full parser (help, typos) loads every command
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[-2:] == ["False", "True"], out[-2:]
+
+
+def test_stale_chapters_names_what_stage_one_would_execute(book: Path) -> None:
+    """The browser test picks its profile by it: a changed chapter and the ledger (which reads every chapter) are
+    stale, the others are not; a profile never built is stale everywhere; an unknown profile is one line."""
+    assert stale_chapters(book, "smoke") == ["claims_ledger", "alpha", "beta"]
+    execute_book(book, "smoke", jobs=2, threads=1, progress=False)
+    assert stale_chapters(book, "smoke") == []
+    assert stale_chapters(book, "book") == ["claims_ledger", "alpha", "beta"]
+    _notebook(book / "book" / "beta.ipynb", "x = 3 + 3", "print(x)")
+    assert stale_chapters(book, "smoke") == ["claims_ledger", "beta"]
+    assert execute_book(book, "smoke", jobs=2, threads=1, progress=False).executed == ["beta", "claims_ledger"]
+    assert stale_chapters(book, "smoke") == []
+    with pytest.raises(ValueError, match=r"^profile 'huge' is unknown; allowed: smoke, book, paper$"):
+        stale_chapters(book, "huge")
