@@ -251,6 +251,11 @@ def paired(runs: pd.DataFrame, regime: str, a: str, b: str, metric: str,
     from scipy import stats
 
     r = runs[runs["regime"] == regime]
+    twice = r[r["model"].isin([a, b])].duplicated(subset=[*units, "model"], keep=False)
+    if twice.any():
+        first = r[r["model"].isin([a, b])][twice].iloc[0]
+        raise ValueError(f"{regime}: {first['model']} has more than one run at "
+                         + ", ".join(f"{u}={first[u]}" for u in units) + "; a paired unit must appear once per model")
     wide = r.pivot_table(index=list(units), columns="model", values=metric, aggfunc="first")
     if a not in wide or b not in wide:
         return {"n": 0, "mean_a": math.nan, "mean_b": math.nan, "diff": math.nan, "sd": math.nan, "se": math.nan,
@@ -280,7 +285,9 @@ def _summary(values: pd.Series) -> dict[str, float]:
 
 def welch_table(runs: pd.DataFrame, pairs: Iterable[tuple[str, str, str, str]]) -> pd.DataFrame:
     """The official notebook's statistics for each ``(regime, a, b, metric)``: mean ± std and the 95 %
-    confidence interval of each model, and Welch's t-test (``equal_var=False``) of a against b."""
+    confidence interval of each model, and Welch's t-test (``equal_var=False``) of a against b, as its
+    10-seed cell computes them (its 100-seed cell meant Welch but passed ``equal_var=False`` to ``str.format``,
+    so it printed Student's t)."""
     from scipy import stats
 
     rows = []
@@ -313,6 +320,34 @@ class Judgement:
     se: float = math.nan
     power: float = math.nan
     reasons: list[str] = field(default_factory=list)
+
+
+def _gate(sub: pd.DataFrame, models: list[str], n: int, conv: pd.DataFrame | None, regime: str,
+          gates: Gates, unit: str = "paired runs") -> tuple[str, list[str]] | None:
+    """The gates every rule passes before its test, in the order of the module docstring: the verdict and its
+    reasons when one fails, else None. Missing validation curves are not evidence of convergence."""
+    reasons = []
+    if n < gates.min_runs:
+        reasons.append(f"{n} {unit} < {gates.min_runs}")
+    if int(sub["n_test"].min()) < gates.min_test_digits:
+        reasons.append(f"{int(sub['n_test'].min())} test digits < {gates.min_test_digits}")
+    if int(sub["n_angles"].min()) < gates.min_angles:
+        reasons.append(f"{int(sub['n_angles'].min())} test angles < {gates.min_angles}")
+    if reasons:
+        return "not enough data", reasons
+    floor = sub.groupby("model")["acc_0"].mean()
+    low = [f"{m} at {v:.1f} %" for m, v in floor.items() if v < gates.accuracy_floor]
+    if low:
+        return "undecided (below the accuracy floor)", low
+    if conv is None or len(conv) == 0:
+        return "undecided (not converged)", ["no validation curves"]
+    c = conv[(conv["regime"] == regime) & conv["model"].isin(models)]
+    gains = c.groupby("model")["gain"].mean()
+    rising = [f"no validation curves of {m}" if m not in gains.index else f"{m} still gains {gains[m]:.2f} points"
+              for m in models if m not in gains.index or not gains[m] <= gates.convergence_tol]
+    if rising:
+        return "undecided (not converged)", rising
+    return None
 
 
 @dataclass(frozen=True)
@@ -369,32 +404,17 @@ class Rule:
             n = int(len(sub))
             bad = sub[~sub["periodic"].astype(bool)]
             ours = f"{n - len(bad)} of {n} runs 90°-periodic; max spread over 0/90/180/270° {sub['right_spread'].max():.2f} points"
-            if n < gates.min_runs or int(sub["n_angles"].min()) < gates.min_angles:
-                return Judgement(self.id, "not enough data", ours, n, reasons=[f"needs ≥ {gates.min_runs} runs with {gates.min_angles} angles"])
+            gate = _gate(sub, models, n, conv, self.regime, gates, unit="runs")
+            if gate:
+                return Judgement(self.id, gate[0], ours, n, reasons=gate[1])
             return Judgement(self.id, "reproduced" if bad.empty else "not reproduced", ours, n, power=1.0)
         st = paired(runs, self.regime, self.a, self.b, self.metric)
         n, diff, se = st["n"], st["diff"], st["se"]
         ours = (f"{self.a} {st['mean_a']:.2f} vs {self.b} {st['mean_b']:.2f}: d̄ = {diff:+.2f} (SE {se:.2f}, "
                 f"95 % CI {st['ci_low']:+.2f} … {st['ci_high']:+.2f}, n = {n})")
-        reasons = []
-        if n < gates.min_runs:
-            reasons.append(f"{n} paired runs < {gates.min_runs}")
-        if int(sub["n_test"].min()) < gates.min_test_digits:
-            reasons.append(f"{int(sub['n_test'].min())} test digits < {gates.min_test_digits}")
-        if int(sub["n_angles"].min()) < gates.min_angles:
-            reasons.append(f"{int(sub['n_angles'].min())} test angles < {gates.min_angles}")
-        if reasons:
-            return Judgement(self.id, "not enough data", ours, n, diff, se, reasons=reasons)
-        floor = sub.groupby("model")["acc_0"].mean()
-        low = [f"{m} at {v:.1f} %" for m, v in floor.items() if v < gates.accuracy_floor]
-        if low:
-            return Judgement(self.id, "undecided (below the accuracy floor)", ours, n, diff, se, reasons=low)
-        if conv is not None and len(conv):
-            c = conv[(conv["regime"] == self.regime) & conv["model"].isin(models)]
-            gains = c.groupby("model")["gain"].mean()
-            rising = [f"{m} still gains {g:.2f} points" for m, g in gains.items() if not g <= gates.convergence_tol]
-            if rising or c.empty:
-                return Judgement(self.id, "undecided (not converged)", ours, n, diff, se, reasons=rising or ["no validation curves"])
+        gate = _gate(sub, models, n, conv, self.regime, gates)
+        if gate:
+            return Judgement(self.id, gate[0], ours, n, diff, se, reasons=gate[1])
         effect = self.paper_effect(reference_runs)
         pw = power(self.kind, se, effect=effect, margin=self.margin, k=gates.k)
         if self.kind == "beats":

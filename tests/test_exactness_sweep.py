@@ -3,7 +3,7 @@
 For every layer kind × kernel 1–5 × stride 1–3 × padding 0–2 × dilation 1–2 × input size × group, the
 equivariance error is measured in float64 against the true group action, and
 
-    measured error < 1e-10   ⇔   the predictor lists the element as exact,
+    measured error ≤ EXACT_TOL (1e-12)   ⇔   the predictor lists the element as exact,
 
 with a clearly non-zero error (> 1e-3 relative, random weights/inputs) for every element it does not list.
 """
@@ -20,6 +20,7 @@ from equiv.exactness import check
 from equiv.groups import get_group
 from equiv.metrics import equivariance_error
 from equiv.nn import GroupAvgPool2d, GroupConv2d, GroupMaxPool2d
+from equiv.tolerances import EXACT_TOL
 
 SIZES = (7, 8, 9, 10)
 KERNELS = (1, 2, 3, 4, 5)
@@ -79,7 +80,7 @@ def test_predicted_exact_iff_measured_exact(kind: str, group: str) -> None:
             errors = equivariance_error(layer, x, group)
             tested += 1
             for name, err in zip(errors["element"], errors["error"]):
-                if name in predicted and not err < 1e-10:
+                if name in predicted and not err <= EXACT_TOL:
                     mismatches.append(f"{desc} N={n} {name}: predicted exact, measured {err:.2e}")
                 if name not in predicted:
                     approx_cases += 1

@@ -76,3 +76,14 @@ def test_bad_input() -> None:
         P4.act(Element(0, 1), torch.zeros(1, 1, 4, 5))
     with pytest.raises(ValueError, match="not in group p4"):
         P4.index(Element(1, 0))
+
+
+def test_p4m_group_axis_permutations_written_out() -> None:
+    """``p[i] = index(g⁻¹ h_i)`` worked by hand from ``m r^k m = r^{-k}`` (axis order e, r, r2, r3, m, rm, r2m, r3m)."""
+    r, m = Element(0, 1), Element(1, 0)
+    assert P4M.permutation(m).tolist() == [4, 7, 6, 5, 0, 3, 2, 1]
+    assert P4M.permutation(r).tolist() == [3, 0, 1, 2, 7, 4, 5, 6]
+    assert P4.permutation(r).tolist() == [3, 0, 1, 2]
+    f = torch.randn(2, 3, 8, 5, 5, dtype=torch.float64)
+    assert torch.equal(P4M.act(r, f), torch.rot90(f[:, :, [3, 0, 1, 2, 7, 4, 5, 6]], 1, dims=(-2, -1)))
+    assert torch.equal(P4M.act(m, f), torch.flip(f[:, :, [4, 7, 6, 5, 0, 3, 2, 1]], dims=(-1,)))

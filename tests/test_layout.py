@@ -20,6 +20,7 @@ from equiv.nn.batchnorm import _TrainingNorm
 from equiv.nn.dropout import keep_mask
 from equiv.nn.layout import FAST_LAYOUT_MIN_CHANNELS, fast_layout, from_planes, is_fast_layout, to_planes
 from equiv.testing import equivariance_errors
+from equiv.tolerances import EXACT_TOL
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from reference_layers import ReferenceKit  # noqa: E402  (the frozen layers of before the layout change)
@@ -63,9 +64,9 @@ def test_narrow_layers_keep_the_contiguous_layout_and_the_same_values(group: str
         assert y.is_contiguous()
         bank_c, bank_g = narrow.transformed_weight(False), narrow.transformed_weight(True)
         ref = torch.nn.functional.conv2d(x.flatten(1, 2), bank_c, narrow.bias.repeat_interleave(n), padding=1)
-        assert torch.allclose(y, ref.unflatten(1, (2, n)), atol=1e-13)
+        assert torch.allclose(y, ref.unflatten(1, (2, n)), rtol=0, atol=1e-13)
         alt = torch.nn.functional.conv2d(to_planes(x), bank_g, narrow.bias.repeat(n), padding=1)
-        assert torch.allclose(y, from_planes(alt, 2), atol=1e-13)
+        assert torch.allclose(y, from_planes(alt, 2), rtol=0, atol=1e-13)
     pool = GroupMaxPool2d(2)
     assert pool(x).is_contiguous() and torch.equal(pool(x), pool(fast_layout(x)))
 
@@ -200,6 +201,30 @@ SUM_PATHS = pytest.mark.parametrize("kernel_min_numel", [0, 2**62], ids=["kernel
 
 
 @SUM_PATHS
+@pytest.mark.parametrize("group", ["p4", "p4m"])
+def test_group_batch_norm_in_the_fast_layout_is_equivariant_in_training(group, kernel_min_numel, monkeypatch) -> None:
+    """Training-mode statistics are invariant under the action, so ``bn(g·x) = g·bn(x)`` in float64, in the
+    fast layout and on both summation paths; the group axis permuted is a clearly different input."""
+    from equiv.groups import get_group
+    from equiv.metrics import equivariance_error
+
+    monkeypatch.setattr(batchnorm, "KERNEL_MIN_NUMEL", kernel_min_numel)
+    torch.manual_seed(11)
+    order = get_group(group).order
+    bn = GroupBatchNorm(6).double().train()
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 2), bn.bias.uniform_(-1, 1)
+    x = torch.randn(3, 6, order, 7, 7, dtype=torch.float64) * 2 + 1
+    err = equivariance_error(lambda t: bn(fast_layout(t)), x, group)["error"]
+    assert err.max() <= EXACT_TOL, err.tolist()
+    assert is_fast_layout(bn(fast_layout(x)))
+    # swapping two planes of the group axis is not equivariant: the same check must see it
+    swap = [1, 0, *range(2, order)]
+    wrong = equivariance_error(lambda t: bn(fast_layout(t))[:, :, swap], x, group)["error"]
+    assert wrong.iloc[1:].min() > 1e-2
+
+
+@SUM_PATHS
 @pytest.mark.parametrize("momentum", [0.1, None])
 @pytest.mark.parametrize("affine", [True, False])
 @pytest.mark.parametrize("layout", ["fast", "contiguous"])
@@ -223,10 +248,10 @@ def test_group_batch_norm_is_batch_norm_3d(momentum, affine, layout, kernel_min_
         yb.backward(g)
         assert torch.allclose(xa.grad, xb.grad, rtol=0, atol=1e-12)
     if affine:
-        assert torch.allclose(bn.weight.grad, ref.weight.grad, atol=1e-11)
-        assert torch.allclose(bn.bias.grad, ref.bias.grad, atol=1e-11)
+        assert torch.allclose(bn.weight.grad, ref.weight.grad, rtol=0, atol=1e-11)
+        assert torch.allclose(bn.bias.grad, ref.bias.grad, rtol=0, atol=1e-11)
     for name in ("running_mean", "running_var", "num_batches_tracked"):
-        assert torch.allclose(getattr(bn, name).double(), getattr(ref, name).double(), atol=1e-13), name
+        assert torch.allclose(getattr(bn, name).double(), getattr(ref, name).double(), rtol=0, atol=1e-13), name
     bn.eval(), ref.eval()
     x = _contiguous_map((2, 3, 4, 5, 5))
     assert torch.allclose(bn(fast_layout(x)), ref(x), rtol=0, atol=1e-12)

@@ -176,10 +176,38 @@ def test_missing_models_and_unconverged_runs() -> None:
     assert j.verdict == "undecided (not converged)" and "still gains 2.00" in j.reasons[0]
 
 
+PERIODIC = Rule("p", "C2", "", "upright", "p4-28", None, "right_spread", "periodic")
+
+
 def test_periodic_rule_is_exact_or_not() -> None:
     runs = _runs({"p4-27": [1.0] * 5})
-    assert Rule("p", "C2", "", "upright", "p4-28", None, "right_spread", "periodic").judge(runs).verdict == "reproduced"
-    assert Rule("p", "C2", "", "upright", "p4-27", None, "right_spread", "periodic").judge(runs).verdict == "not reproduced"
+    assert PERIODIC.judge(runs, _conv(runs)).verdict == "reproduced"
+    assert Rule("p", "C2", "", "upright", "p4-27", None, "right_spread", "periodic").judge(runs, _conv(runs)).verdict == "not reproduced"
+
+
+def test_periodic_rule_passes_the_gates_its_text_states() -> None:
+    """Rule.text() promises the test-digit gate, the accuracy floor and the convergence gate for every rule."""
+    chance = _runs({"p4-27": [0.0] * 5}, floor_acc=10.0)
+    j = PERIODIC.judge(chance, _conv(chance))
+    assert j.verdict == "undecided (below the accuracy floor)" and j.reasons == ["p4-28 at 10.0 %"]
+    few = _runs({"p4-27": [0.0] * 5}, n_test=100)
+    j = PERIODIC.judge(few, _conv(few))
+    assert j.verdict == "not enough data" and "100 test digits < 1000" in j.reasons
+    runs = _runs({"p4-27": [1.0] * 5})
+    j = PERIODIC.judge(runs, _conv(runs, gain=5.0))
+    assert j.verdict == "undecided (not converged)" and j.reasons == ["p4-28 still gains 5.00 points"]
+    assert PERIODIC.judge(runs, None).verdict == "undecided (not converged)"
+    assert "4 runs < 5" in PERIODIC.judge(runs.iloc[:8], _conv(runs)).reasons
+
+
+def test_missing_validation_curves_are_not_convergence() -> None:
+    runs = _runs({"p4-27": [0.9, 1.1, 0.8, 1.0, 1.2]})
+    assert BEATS.judge(runs, _conv(runs), reference_runs=REF).verdict == "reproduced"
+    j = BEATS.judge(runs, None, reference_runs=REF)
+    assert j.verdict == "undecided (not converged)" and j.reasons == ["no validation curves"]
+    conv = _conv(runs)
+    j = BEATS.judge(runs, conv[conv["model"] == "p4-28"], reference_runs=REF)
+    assert j.verdict == "undecided (not converged)" and j.reasons == ["no validation curves of p4-27"]
 
 
 def test_rule_text_is_built_from_the_rule_and_the_gates() -> None:
@@ -438,3 +466,11 @@ def test_long_arm_epochs_come_from_its_committed_pilot_and_its_grids_run_exactly
     assert len(got) == len(set(got)) and set(got) == expected
     assert {p["epochs"] for p in runs} == {LONG_ARM.epochs}
     assert {load_grid(g).results for g in LONG_GRIDS} == {(ROOT / "data" / LONG_ARM.results).resolve()}
+
+
+def test_a_duplicated_paired_unit_is_an_error_not_a_silent_drop() -> None:
+    runs = _runs({"p4-27": [0.9, 1.1, 0.8, 1.0, 1.2]})
+    twice = pd.concat([runs, runs.iloc[[1]].assign(acc_0=50.0)], ignore_index=True)
+    with pytest.raises(ValueError, match=r"upright: p4-27 has more than one run at fold=0, seed=1"):
+        paired(twice, "upright", "p4-27", "p4-28", "acc_0")
+    assert paired(runs, "upright", "p4-27", "p4-28", "acc_0")["n"] == 5

@@ -108,8 +108,11 @@ class LongArm:
     #: per regime, the models the arm trains (those of the regime's undecided rules)
     models: tuple[tuple[str, tuple[str, ...]], ...] = (("normal45_sd20_perbatch", ("p4-28", "p4-27")),
                                                        ("uniform", ("p4-28", "p4-27", "z2-28")))
-    #: the ids of the rules (:data:`equiv.study.STUDY_RULES`) the arm decides
-    rules: tuple[str, ...] = ("S-bias20", "S-uniform-equal", "S-uniform-z2", "S-uniform-z2-approx")
+    #: the ids of the rules (:data:`equiv.study.STUDY_RULES`) the arm decides. ``S-bias20-periodic`` joined on
+    #: 2026-12-04, after its rule was fixed to pass every gate its text states (it had skipped the convergence
+    #: gate): on the first arm it is now undecided (p4-28 not converged), and the arm already trains p4-28 in that
+    #: regime. Whether an exact run is 90°-periodic is decided by the model's sampling grids, not by noise.
+    rules: tuple[str, ...] = ("S-bias20", "S-uniform-equal", "S-uniform-z2", "S-uniform-z2-approx", "S-bias20-periodic")
     pilot_epochs: int = 40
     epoch_cap: int = 40
     epoch_tol: float = 0.3
