@@ -17,11 +17,15 @@ Verdicts (:meth:`Rule.judge`), in order:
 2. ``undecided (below the accuracy floor)``: a compared model's mean 0° accuracy is under
    :attr:`Gates.accuracy_floor` (a model at chance can neither match nor beat);
 3. ``undecided (not converged)``: a compared model's validation accuracy still rises: the mean over its
-   runs of (mean of the last 3 epochs − mean of the 3 before) exceeds :attr:`Gates.convergence_tol`;
+   runs of (mean of the last 3 epochs − mean of the 3 before) exceeds :attr:`Gates.convergence_tol`, or it
+   has no validation curves (no evidence of convergence is not evidence);
 4. the test, with ``k =`` :attr:`Gates.k` standard errors: **beats** ``d̄ − k·SE > 0``; **matches**
    (non-inferiority with the fixed margin ``m``) ``d̄ − k·SE > −m``; **equivalent** (both ways)
    ``|d̄| + k·SE < m``; **periodic**: every run of the model has identical accuracies at θ and θ + 90° for
-   every test angle θ (no statistics: it is exact or it is not);
+   every test angle θ (no statistics: it is exact or it is not). Every rule passes gates 1–3 first, the
+   periodic ones too. ``k·SE`` is the normal-theory interval the design's power was computed for; the
+   printed t-based 95 % interval is wider at small ``n`` (``t₀.₉₇₅ = 2.78`` at ``n = 5``), and both are
+   printed beside each verdict;
 5. the test passes: ``reproduced``; it fails and the measured power (the chance that the test passes if the
    claim holds with the paper's effect, see :func:`power`) is at least :attr:`Gates.power_target`:
    ``not reproduced``; it fails with less power: ``undecided (power P%)``.
@@ -410,8 +414,9 @@ class Rule:
             return Judgement(self.id, "reproduced" if bad.empty else "not reproduced", ours, n, power=1.0)
         st = paired(runs, self.regime, self.a, self.b, self.metric)
         n, diff, se = st["n"], st["diff"], st["se"]
-        ours = (f"{self.a} {st['mean_a']:.2f} vs {self.b} {st['mean_b']:.2f}: d̄ = {diff:+.2f} (SE {se:.2f}, "
-                f"95 % CI {st['ci_low']:+.2f} … {st['ci_high']:+.2f}, n = {n})")
+        ours = (f"{self.a} {st['mean_a']:.2f} vs {self.b} {st['mean_b']:.2f}: d̄ = {diff:+.2f} (SE {se:.2f}; the rule's "
+                f"d̄ ± {gates.k:g}·SE {diff - gates.k * se:+.2f} … {diff + gates.k * se:+.2f}; t-based 95 % CI "
+                f"{st['ci_low']:+.2f} … {st['ci_high']:+.2f}, n = {n})")
         gate = _gate(sub, models, n, conv, self.regime, gates)
         if gate:
             return Judgement(self.id, gate[0], ours, n, diff, se, reasons=gate[1])
