@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from equiv.allocator import allocator_state
+
 __all__ = ["code_version", "library_versions", "cpu_description", "device_description", "environment"]
 
 _LIBRARIES = ("torch", "numpy", "e2cnn", "pandas", "tqdm", "mlxtend", "pooch", "papermill", "jupyter-book")
@@ -96,6 +98,7 @@ def environment(device: Any = None) -> dict[str, Any]:
         "libraries": library_versions(),
         "device": device_description(device),
         "cpu": cpu_description(),
+        "allocator": allocator_state(),
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "timestamp_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

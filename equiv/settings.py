@@ -24,6 +24,8 @@ A parameter with one default per profile is written ``per_profile(smoke, book, p
 ``EQUIV_CACHE_DIR``               machine measurements such as the packing choice (default ``~/.cache/equiv``)
 ``EQUIV_PROGRESS``                ``0`` / ``false`` / ``no`` turns training progress bars off
 ``EQUIV_WORKER_PARENT``           set by the batch runner for its workers: the pid they die with (internal)
+``EQUIV_MALLOC``                  ``keep`` (default: training keeps freed memory, :mod:`equiv.allocator`) or
+                                  ``default`` (the C allocator's own settings)
 ================================  ==============================================================================
 """
 
@@ -34,7 +36,7 @@ from typing import Any
 
 __all__ = ["PROFILES", "DEFAULT_PROFILE", "resolve_profile", "per_profile", "PROFILE_ENV", "RUN_DIR_ENV",
            "RESULTS_CACHE_ENV", "DATA_DIR_ENV", "DATA_ROOT_ENV", "DATA_MIRROR_ENV", "CACHE_DIR_ENV", "PROGRESS_ENV",
-           "WORKER_PARENT_ENV"]
+           "WORKER_PARENT_ENV", "MALLOC_ENV"]
 
 PROFILES = ("smoke", "book", "paper")
 DEFAULT_PROFILE = "book"
@@ -48,6 +50,7 @@ DATA_MIRROR_ENV = "EQUIV_DATA_MIRROR"
 CACHE_DIR_ENV = "EQUIV_CACHE_DIR"
 PROGRESS_ENV = "EQUIV_PROGRESS"
 WORKER_PARENT_ENV = "EQUIV_WORKER_PARENT"
+MALLOC_ENV = "EQUIV_MALLOC"
 
 
 def resolve_profile(profile: str | None = None) -> str:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from equiv.allocator import keep_freed_memory
 from equiv.reproducibility import make_generator, seed_everything
 from equiv.settings import PROGRESS_ENV
 from equiv.validation import is_finite_real, is_int, is_real
@@ -171,6 +172,7 @@ def fit(
 
         regime = make_regime(regime) if isinstance(regime, (str, dict)) else regime
     dev = resolve_device(device)
+    keep_freed_memory()  # equiv.allocator: a step's activations are not page-faulted in again every step
     steps_per_epoch = -(-int(train_y.shape[0]) // batch_size)
     seed_everything(seed)
     model.to(dev)

@@ -150,3 +150,14 @@ def test_batchnorm_benchmark_compares_the_same_normalisation_and_runs():
     rows = [line.split() for line in out.splitlines() if line[:1].isdigit() and "x" in line.split()[0]]
     assert [r[0] for r in rows] == ["x".join(map(str, s)) for s in bench_bn.SHAPES]
     assert all(len(r) == 7 and float(r[4]) > 0 for r in rows)
+
+
+def test_allocator_benchmark_times_each_setting_in_its_own_process():
+    """``benchmarks/allocator.py`` compares settings that are per process: each child must report the setting it
+    was asked for (the script refuses a child whose setting differs), for our layers and the frozen ones."""
+    import allocator
+
+    case = ("P4CNN", 28, 4, 1)
+    assert allocator._time(case, "equiv", "keep", 1, 1)["applied"] is True
+    got = allocator._time(case, "reference", "default", 1, 1)
+    assert got["applied"] is False and got["ms"] > 0
