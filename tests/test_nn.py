@@ -48,6 +48,40 @@ def test_group_conv_matches_an_explicit_loop_over_group_elements() -> None:
         assert torch.allclose(out[:, :, i], ref, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("lifting", [True, False])
+@pytest.mark.parametrize("group", [P4, P4M])
+def test_filter_bank_in_both_layouts_is_the_group_action_on_the_filters(group, lifting: bool) -> None:
+    """Both banks (contiguous and group-major) hold exactly the transformed filters in their layout's channel
+    order, the group-major one in channels_last, and their gradient is that of the slow construction."""
+    torch.manual_seed(1)
+    c_in, c_out, k, n = 3, 2, 3, group.order
+    layer = GroupConv2d(c_in, c_out, k, group=group, lifting=lifting).double()
+    g_in = 1 if lifting else n
+    act = (lambda h, w: group.act_on_image(h, w)) if lifting else group.act_on_group_map
+
+    def slow_bank(group_major: bool) -> torch.Tensor:
+        """Act with every h on the weight; order the channels as the layout does."""
+        slow = torch.stack([act(h, layer.weight) for h in group])  # (|G|, C_out, C_in[, |G|], k, k)
+        if group_major:  # output channel h·C_out + c; input channel g·C_in + c'
+            if not lifting:
+                slow = slow.transpose(2, 3)
+            return slow.reshape(n * c_out, c_in * g_in, k, k)
+        return slow.transpose(0, 1).reshape(n * c_out, c_in * g_in, k, k)  # c·|G| + h; c'·|G| + g
+
+    for group_major in (True, False, True):  # the cached index follows the argument, both ways
+        bank = layer.transformed_weight(group_major)
+        assert bank.shape == (n * c_out, c_in * g_in, k, k)
+        assert bank.is_contiguous(memory_format=torch.channels_last if group_major else torch.contiguous_format)
+        ref_bank = slow_bank(group_major)
+        assert torch.equal(bank, ref_bank)
+        probe = torch.randn_like(bank)
+        (grad,) = torch.autograd.grad((bank * probe).sum(), layer.weight)
+        (ref,) = torch.autograd.grad((ref_bank * probe).sum(), layer.weight)
+        assert torch.allclose(grad, ref, rtol=0, atol=1e-12)
+        bias = layer._shared_bias(group_major)  # channel h·C_out + c, or c·|G| + h
+        assert torch.equal(bias, layer.bias.repeat(n) if group_major else layer.bias.repeat_interleave(n))
+
+
 def test_bias_is_shared_over_the_group_axis() -> None:
     layer = P4ConvZ2(1, 2, 3, padding=1)
     with torch.no_grad():

@@ -129,17 +129,52 @@ class GroupConv2d(nn.Module):
 
         ``group_major`` (default: :attr:`fast_layout`): channels ``h·C_out + c`` / ``g·C_in + c'`` and the bank
         in ``channels_last``, for the fast layout; otherwise the ``(c, g)`` order of a contiguous map
-        (``c·|G| + h``)."""
-        c_out, c_in, k, n, g_in = self.out_channels, self.in_channels, self.kernel_size, self.group.order, self.in_group_order
+        (``c·|G| + h``). Either way the bank is one ``index_select`` of the flat weight (backward: one
+        ``index_add``, which sums in the same order as the earlier two-stage gather: the weight's gradient is the
+        same bit for bit) that writes it straight into its final memory order: no second copy, and few autograd nodes
+        (each costs tens of microseconds beside a convolution)."""
         group_major = self.fast_layout if group_major is None else group_major
-        flat = self.weight.reshape(c_out, c_in, -1)  # (C_out, C_in, |G_in|·k·k)
-        # one index_select (backward: a single index_add) rather than advanced indexing, whose backward is slower
-        bank = flat.index_select(2, self.filter_index.reshape(-1)).view(c_out, c_in, n, g_in, k, k)
-        if not group_major:
-            return bank.transpose(1, 2).reshape(c_out * n, c_in * g_in, k, k)
-        # one copy into (h, c_out, ky, kx, g, c_in) memory order: the bank in channels_last, as the input
-        bank = bank.permute(2, 0, 4, 5, 3, 1).contiguous().view(n * c_out, k, k, g_in * c_in)
-        return bank.permute(0, 3, 1, 2)
+        idx = self._bank_index(group_major)[0]
+        bank = self.weight.reshape(-1).index_select(0, idx.view(-1)).view(idx.shape)
+        return bank.permute(0, 3, 1, 2) if group_major else bank
+
+    def _shared_bias(self, group_major: bool) -> torch.Tensor | None:
+        """The bias of the bank's output channels: ``bias[c]`` for channel ``h·C_out + c`` (group-major) or
+        ``c·|G| + h``, shared over the group axis. One ``index_select`` (one autograd node, cheaper than
+        ``repeat``'s backward). Its backward sums the ``|G|`` copies in index order: the same bits as ``repeat``
+        for P4; for P4M's eight copies it rounds differently (relative 1e-6 in float32)."""
+        return None if self.bias is None else self.bias.index_select(0, self._bank_index(group_major)[1])
+
+    def _bank_index(self, group_major: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices into the flat weight for every entry of the bank, shaped as the bank in its memory order, and
+        into the bias for every output channel.
+
+        Entry ``(h, c, c', g, y, x)`` of the bank is ``weight[c, c'].flatten()[filter_index[h, (g, y, x)]]``.
+        Memory order ``(h, c, y, x, g, c')`` when ``group_major`` (the bank is that tensor permuted to
+        ``channels_last``), else ``(c, h, c', g, y, x)``. Built from :attr:`filter_index` on its device and kept
+        for one ``(group_major, device)`` at a time (a plain attribute, not a buffer: checkpoints do not hold
+        it)."""
+        key = (bool(group_major), self.filter_index.device)
+        cached = self.__dict__.get("_bank_index_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        c_out, c_in, k, n, g_in = self.out_channels, self.in_channels, self.kernel_size, self.group.order, self.in_group_order
+        per = g_in * k * k  # entries of one (c, c') filter
+        fi = self.filter_index.view(n, g_in, k, k)
+        dev = fi.device
+        o = torch.arange(c_out, device=dev)
+        i = torch.arange(c_in, device=dev) * per
+        if group_major:  # (h, c_out, ky, kx, g, c_in)
+            idx = (o.view(1, c_out, 1, 1, 1, 1) * (c_in * per) + i.view(1, 1, 1, 1, 1, c_in)
+                   + fi.permute(0, 2, 3, 1).reshape(n, 1, k, k, g_in, 1)).reshape(n * c_out, k, k, g_in * c_in)
+            bias_idx = o.repeat(n)
+        else:  # (c_out, h, c_in, g, ky, kx)
+            idx = (o.view(c_out, 1, 1, 1, 1, 1) * (c_in * per) + i.view(1, 1, c_in, 1, 1, 1)
+                   + fi.view(1, n, 1, g_in, k, k)).reshape(c_out * n, c_in * g_in, k, k)
+            bias_idx = o.repeat_interleave(n)
+        idx = idx.contiguous()  # the broadcast sum may come out in a permuted memory order
+        self.__dict__["_bank_index_cache"] = (key, (idx, bias_idx))
+        return idx, bias_idx
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.group.order
@@ -163,11 +198,11 @@ class GroupConv2d(nn.Module):
         weight = self.transformed_weight(fast)
         if not fast:  # narrow layer: the contiguous (c, g) layout (a copy if x came channels-last)
             x = (x if self.lifting else x.flatten(1, 2)).contiguous()
-            bias = None if self.bias is None else self.bias.repeat_interleave(n)
+            bias = self._shared_bias(False)
             y = F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation)
             return y.unflatten(1, (self.out_channels, n))
         x = x.contiguous(memory_format=torch.channels_last) if self.lifting else to_planes(x)
-        bias = None if self.bias is None else self.bias.repeat(n)  # shared over the group axis: h·C_out + c
+        bias = self._shared_bias(True)  # shared over the group axis: h·C_out + c
         y = F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation)
         if self.lifting:
             # one input channel: x is contiguous and channels-last at once, and the convolution may answer in
