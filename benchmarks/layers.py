@@ -25,9 +25,9 @@ Each step is the layer's forward pass plus its backward pass from a fixed random
 (5-D group maps vs 4-D images) rather than on the layer.
 
 Every configuration runs under the allocator setting that training uses (``equiv.allocator.keep_freed_memory``,
-as ``fit`` calls it; ``--malloc default`` keeps glibc's own), printed in the header.
+as ``fit`` calls it; ``EQUIV_MALLOC=default`` keeps glibc's own), printed in the header.
 
-    python benchmarks/layers.py [--repeats 15] [--copies 3] [--batch 64] [--size 28] [--threads 2] [--malloc keep]
+    python benchmarks/layers.py [--repeats 15] [--copies 3] [--batch 64] [--size 28] [--threads 2]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from equiv.allocator import MALLOC_MODES, keep_freed_memory
+from equiv.allocator import keep_freed_memory
 from equiv.nn import GroupConv2d
 from equiv.nn.layout import fast_layout, from_planes, to_planes
 from equiv.provenance import device_description
@@ -122,15 +122,13 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=28)
     ap.add_argument("--channels", type=int, default=10, help="channels per group element")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    ap.add_argument("--malloc", choices=MALLOC_MODES, default="keep",
-                    help="keep: glibc keeps freed memory, as in training (default); default: glibc's own thresholds")
     args = ap.parse_args()
     if args.repeats < 2 or args.copies < 1:
         ap.error(f"need --repeats >= 2 and --copies >= 1, got --repeats {args.repeats} --copies {args.copies}")
     torch.set_num_threads(args.threads)
     print(f"machine: {device_description('cpu')}")  # the CPU and its instruction set: timings depend on them
-    state = keep_freed_memory() if args.malloc == "keep" else {"applied": False, "reason": "--malloc default"}
-    print(f"allocator: {'keeps freed memory (as fit)' if state['applied'] else 'glibc default: ' + str(state['reason'])}")
+    state = keep_freed_memory()  # as fit does; $EQUIV_MALLOC=default leaves glibc's own thresholds
+    print(f"allocator: {'keeps freed memory (as fit)' if state['applied'] else 'glibc default: ' + state['reason']}")
     torch.manual_seed(0)
     c, n, b, k = args.channels, args.size, args.batch, 3
     print(f"batch {b}, {n}x{n}, {c} channels per group element, 3x3, {args.threads} threads, median of {args.repeats} "

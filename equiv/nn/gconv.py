@@ -161,17 +161,14 @@ class GroupConv2d(nn.Module):
         c_out, c_in, k, n, g_in = self.out_channels, self.in_channels, self.kernel_size, self.group.order, self.in_group_order
         per = g_in * k * k  # entries of one (c, c') filter
         fi = self.filter_index.view(n, g_in, k, k)
-        dev = fi.device
-        o = torch.arange(c_out, device=dev)
-        i = torch.arange(c_in, device=dev) * per
+        o = torch.arange(c_out, device=fi.device)
+        start = o.view(c_out, 1) * (c_in * per) + torch.arange(c_in, device=fi.device) * per  # filter (c, c')
         if group_major:  # (h, c_out, ky, kx, g, c_in)
-            idx = (o.view(1, c_out, 1, 1, 1, 1) * (c_in * per) + i.view(1, 1, 1, 1, 1, c_in)
-                   + fi.permute(0, 2, 3, 1).reshape(n, 1, k, k, g_in, 1)).reshape(n * c_out, k, k, g_in * c_in)
-            bias_idx = o.repeat(n)
+            idx = start.view(1, c_out, 1, 1, 1, c_in) + fi.permute(0, 2, 3, 1).reshape(n, 1, k, k, g_in, 1)
+            idx, bias_idx = idx.reshape(n * c_out, k, k, g_in * c_in), o.repeat(n)
         else:  # (c_out, h, c_in, g, ky, kx)
-            idx = (o.view(c_out, 1, 1, 1, 1, 1) * (c_in * per) + i.view(1, 1, c_in, 1, 1, 1)
-                   + fi.view(1, n, 1, g_in, k, k)).reshape(c_out * n, c_in * g_in, k, k)
-            bias_idx = o.repeat_interleave(n)
+            idx = start.view(c_out, 1, c_in, 1, 1, 1) + fi.view(1, n, 1, g_in, k, k)
+            idx, bias_idx = idx.reshape(c_out * n, c_in * g_in, k, k), o.repeat_interleave(n)
         idx = idx.contiguous()  # the broadcast sum may come out in a permuted memory order
         self.__dict__["_bank_index_cache"] = (key, (idx, bias_idx))
         return idx, bias_idx
