@@ -748,7 +748,8 @@ def gather_results(profile: str | None = None, *, experiments: Mapping[str, Mapp
 def study_judgements() -> pd.DataFrame:
     """The study's rules judged on the committed study (:func:`equiv.study.judge_all`; every rule ``not
     enough data`` while nothing is committed), then the long arm's rules on the arm's own committed runs
-    (:func:`equiv.study.long_arm_judgements`, ids ``…-long``)."""
+    (:func:`equiv.study.long_arm_judgements`, ids ``…-long``), and, once any of its runs is committed, the GPU
+    arm's (:func:`equiv.study.gpu_arm_judgements`, ids ``…-gpu``)."""
     from equiv import study
 
     acc, curves = study.load_study()
@@ -762,5 +763,10 @@ def study_judgements() -> pd.DataFrame:
     acc, curves = study.load_long_arm()
     long_runs = study.run_metrics(acc) if len(acc) else pd.DataFrame(columns=["regime", "model"])
     long_conv = study.convergence(curves) if len(curves) else None
-    return pd.concat([first, study.long_arm_judgements(long_runs, long_conv, reference)], ignore_index=True)
+    parts = [first, study.long_arm_judgements(long_runs, long_conv, reference)]
+    acc, curves = study.load_gpu_arm()
+    if len(acc):  # an arm nobody has run adds no rows
+        gpu_conv = study.convergence(curves) if len(curves) else None
+        parts.append(study.gpu_arm_judgements(study.run_metrics(acc), gpu_conv, reference))
+    return pd.concat(parts, ignore_index=True)
 

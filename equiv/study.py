@@ -80,6 +80,10 @@ __all__ = [
     "long_arm_judgements",
     "long_arm_progress",
     "long_arm_welch_pairs",
+    "load_gpu_arm",
+    "gpu_arm_progress",
+    "gpu_arm_judgements",
+    "devices",
 ]
 
 #: where the batch runner commits the study (``results:`` of ``experiments/rotmnist_study.yaml``), and the
@@ -727,3 +731,44 @@ def long_arm_welch_pairs(arm: Any = None) -> tuple[tuple[str, str, str, str], ..
 
     trained = dict((arm or LONG_ARM).models)
     return tuple(p for p in WELCH_PAIRS if p[0] in trained and {p[1], p[2]} <= set(trained[p[0]]))
+
+
+# ------------------------------------------------------------------------------------------------ the GPU arm
+def load_gpu_arm(arm: Any = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The GPU arm's committed runs as :func:`load_study` tables (empty when nothing is committed yet)."""
+    from equiv.experiments.rotmnist_study import GPU_ARM
+
+    return load_study(_data((arm or GPU_ARM).results))
+
+
+def gpu_arm_progress(runs: pd.DataFrame, arm: Any = None) -> pd.DataFrame:
+    """The GPU arm's committed runs against its plan: the design's folds × the arm's seeds per fold, for every
+    regime and model of the design."""
+    from equiv.experiments.rotmnist_study import DESIGN, GPU_ARM
+
+    arm = arm or GPU_ARM
+    planned = DESIGN.folds * arm.seeds_per_fold
+    rows = []
+    for regime in DESIGN.regimes:
+        for model in DESIGN.models:
+            done = int(((runs["regime"] == regime) & (runs["model"] == model)).sum()) if len(runs) else 0
+            rows.append({"regime": regime, "model": model, "committed": done, "planned": planned})
+    return pd.DataFrame(rows)
+
+
+def gpu_arm_judgements(runs: pd.DataFrame, conv: pd.DataFrame | None, reference_runs: pd.DataFrame | None = None,
+                       arm: Any = None, gates: Gates = GATES) -> pd.DataFrame:
+    """:func:`judge_all` with every study rule on the GPU arm's own runs (never pooled with the CPU arms): the same
+    rules and gates, ids suffixed ``-gpu``."""
+    from equiv.experiments.rotmnist_study import GPU_ARM
+
+    arm = arm or GPU_ARM
+    table = judge_all(runs, conv, reference_runs, gates=gates)
+    table["id"] = table["id"] + "-gpu"
+    table["statement"] = f"(GPU arm, {arm.epochs} epochs, {arm.seeds_per_fold} seeds per fold) " + table["statement"]
+    return table
+
+
+def devices(accuracy: pd.DataFrame) -> list[str]:
+    """The devices that ran the committed runs of ``accuracy`` (from each record's provenance), sorted."""
+    return sorted({str(d) for d in accuracy["device"].dropna()}) if len(accuracy) and "device" in accuracy else []

@@ -98,18 +98,48 @@ def test_layer_copies_are_independent_instances_of_one_configuration():
 def test_gpu_benchmark_runs_on_the_cpu_and_tells_exact_from_approximate(tmp_path):
     """``benchmarks/device_check.sh`` and ``benchmarks/gpu.py`` (prepared for a lent GPU) run end to end here at
     tiny sizes: the exactness check passes the exact P4CNN in fp32 and shows the approximate one's error; TF32
-    is skipped with a reason; the figures land in ``$OUT``."""
+    is skipped with a reason; the figures land in ``$OUT``. Its second stage runs the study's GPU-arm grid (here
+    at the smoke profile, results under tmp_path) through the script executor and returns the committed runs as
+    ``$OUT/study_gpu.tar.gz``."""
     import json
     import os
+    import tarfile
+
+    import yaml
+
+    from equiv.batch.committed import load_committed
 
     args = ("--device cpu --batch 8 --steps 2 --warmup 1 --warm-epochs 1 --warm-digits 256 --test 64 --epochs 1 "
             "--train 64")
-    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "GPU_ARGS": args}
+    body = yaml.safe_load((BENCH.parent / "experiments" / "rotmnist_study_gpu.yaml").read_text())
+    body["notebook"] = str(BENCH.parent / "experiments" / body["notebook"])
+    body["results"] = str(tmp_path / "results" / "rotmnist_study_gpu")
+    grid = tmp_path / "gpu_arm.yaml"
+    grid.write_text(yaml.safe_dump(body, sort_keys=False))
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "GPU_ARGS": args, "STUDY_SECONDS": "300",
+           "STUDY_GRID": str(grid), "STUDY_RESULTS": str(tmp_path / "results" / "rotmnist_study_gpu" / "smoke"),
+           "STUDY_ARGS": f"--profile smoke --jobs 1 --threads 1 --runs-dir {tmp_path / 'runs'}"}
+    env.pop("EQUIV_PROFILE", None)
     subprocess.run(["bash", str(BENCH / "device_check.sh")], cwd=BENCH.parent, env=env, capture_output=True, text=True,
-                   timeout=600, check=True)
-    log = (tmp_path / "gpu_benchmark.log").read_text()
+                   timeout=900, check=True)
+    study_log = (out / "study_gpu.log").read_text()
+    assert "0 failed, 2 done (2 now, 0 before) of 2 runs" in study_log and "2 committed runs" in study_log
+    with tarfile.open(out / "study_gpu.tar.gz") as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    records = load_committed(tmp_path / "unpacked" / "smoke")
+    assert sorted(r["parameters"]["model"] for r in records) == ["p4-27", "p4-28"]
+    assert {r["provenance"]["executor"] for r in records} == {"script"}
+    from equiv import study
+
+    accuracy, curves = study.load_study(tmp_path / "unpacked" / "smoke")
+    done = study.gpu_arm_progress(study.run_metrics(accuracy)).set_index(["regime", "model"])["committed"]
+    assert done[("upright", "p4-28")] == done[("upright", "p4-27")] == 1 and done.sum() == 2
+    assert study.devices(accuracy) == [records[0]["provenance"]["device"]] and len(curves) == 2
+    log = (out / "gpu_benchmark.log").read_text()
     assert "tf32      skipped: TF32 exists on CUDA devices only" in log and "wrote " in log
-    result = json.loads((tmp_path / "gpu_benchmark.json").read_text())
+    result = json.loads((out / "gpu_benchmark.json").read_text())
     rows = {r["precision"]: r for r in result["precisions"]}
     assert sorted(rows) == ["bf16", "fp32"]
     fp32 = rows["fp32"]

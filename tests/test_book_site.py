@@ -181,7 +181,7 @@ API_MODULES = [
     "equiv.models", "equiv.metrics", "equiv.evaluation", "equiv.rotation", "equiv.train",
     "equiv.data", "equiv.data.mnist", "equiv.data.regimes", "equiv.data.splits",
     "equiv.experiments", "equiv.experiments.rotmnist_study", "equiv.study", "equiv.claims", "equiv.reference",
-    "equiv.batch", "equiv.batch.grid", "equiv.batch.runner", "equiv.batch.committed", "equiv.batch.metrics",
+    "equiv.batch", "equiv.batch.grid", "equiv.batch.runner", "equiv.batch.script", "equiv.batch.committed", "equiv.batch.metrics",
     "equiv.model_spec", "equiv.provenance",
 ]
 

@@ -278,3 +278,21 @@ def test_exact_identical_at_right_angles_reads_the_spread_of_every_exact_run() -
     assert not claims.exact_identical_at_right_angles(only_approx[only_approx["input_size"] == 27])
     spreads = claims.right_angle_spreads(runs(97.0)).set_index("input_size")
     assert spreads.loc[28, "exact"] and not spreads.loc[27, "exact"] and spreads.loc[27, "right_angle_spread"] == 39.0  # 98 − 59
+
+
+def test_the_gpu_arm_joins_the_ledger_only_once_it_has_committed_runs(monkeypatch):
+    from equiv import study
+
+    ids = lambda table: set(table["id"])  # noqa: E731
+    without = claims.study_judgements()
+    assert not any(i.endswith("-gpu") for i in ids(without))  # nothing committed yet: no rows
+    assert any(i.endswith("-long") for i in ids(without))
+    rows = [{"regime": "upright", "train_rotation": "none", "fold": 0, "seed": 1, "model": "p4-28", "group": "p4",
+             "input_size": 28, "test_angle": float(a), "accuracy": 97.0, "correct": 970, "n": 1000, "run_id": "r",
+             "device": "cuda:NVIDIA H200", "duration_s": 10.0, "profile": "book"} for a in range(0, 360, 10)]
+    monkeypatch.setattr(study, "load_gpu_arm", lambda arm=None: (pd.DataFrame(rows), pd.DataFrame()))
+    with_gpu = claims.study_judgements()
+    gpu = with_gpu[with_gpu["id"].str.endswith("-gpu")]
+    assert list(gpu["id"]) == [r.id + "-gpu" for r in study.STUDY_RULES]
+    assert (gpu["verdict"] == "not enough data").all()  # one run is not enough for any rule
+    assert len(with_gpu) == len(without) + len(study.STUDY_RULES)

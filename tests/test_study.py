@@ -474,3 +474,36 @@ def test_a_duplicated_paired_unit_is_an_error_not_a_silent_drop() -> None:
     with pytest.raises(ValueError, match=r"upright: p4-27 has more than one run at fold=0, seed=1"):
         paired(twice, "upright", "p4-27", "p4-28", "acc_0")
     assert paired(runs, "upright", "p4-27", "p4-28", "acc_0")["n"] == 5
+
+
+def test_the_gpu_arm_grid_is_the_registered_gpu_arm() -> None:
+    """``experiments/rotmnist_study_gpu.yaml`` runs exactly :data:`GPU_ARM`: every regime and model of the design,
+    its folds, GPU_ARM's seeds and epochs, seed-major, committed to its own folder."""
+    from equiv.batch.grid import load_grid
+    from equiv.experiments.rotmnist_study import GPU_ARM, LONG_ARM
+
+    grid = load_grid(ROOT / "experiments" / "rotmnist_study_gpu.yaml")
+    got = [(r.parameters["seed"], r.parameters["regime"], r.parameters["fold"], r.parameters["model"]) for r in grid.runs]
+    want = [(s, reg, f, m) for s in GPU_ARM.seeds() for reg in DESIGN.regimes for f in range(DESIGN.folds)
+            for m in DESIGN.models]
+    assert got == want and len(got) == 400
+    assert {r.parameters["epochs"] for r in grid.runs} == {GPU_ARM.epochs} and GPU_ARM.epochs == LONG_ARM.epochs
+    assert GPU_ARM.seeds_per_fold > max(n for _, n in DESIGN.seeds_per_fold)
+    assert grid.results == (ROOT / "data" / GPU_ARM.results).resolve()
+
+
+def test_gpu_arm_judges_every_rule_under_its_own_ids_and_counts_against_its_plan() -> None:
+    from equiv.experiments.rotmnist_study import GPU_ARM, GpuArm
+    from equiv.study import gpu_arm_judgements, gpu_arm_progress, load_gpu_arm
+
+    empty = pd.DataFrame(columns=["regime", "model"])
+    table = gpu_arm_judgements(empty, None)
+    assert list(table["id"]) == [r.id + "-gpu" for r in STUDY_RULES]
+    assert (table["verdict"] == "not enough data").all() and table["statement"].str.startswith("(GPU arm, 32 epochs").all()
+    runs = pd.DataFrame([{"regime": "uniform", "model": "p4-27"}] * 3 + [{"regime": "upright", "model": "z2-28"}])
+    done = gpu_arm_progress(runs).set_index(["regime", "model"])
+    assert len(done) == len(DESIGN.regimes) * len(DESIGN.models)
+    assert (done["planned"] == DESIGN.folds * GPU_ARM.seeds_per_fold).all()
+    assert done.loc[("uniform", "p4-27"), "committed"] == 3 and done["committed"].sum() == 4
+    accuracy, curves = load_gpu_arm(GpuArm(results="results/no_such_arm"))
+    assert accuracy.empty and curves.empty  # nothing committed: empty tables, not an error

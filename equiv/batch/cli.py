@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace, slurm: dict):
     jobs, threads = args.jobs, args.threads
     # bad options are refused before the packing is measured (which takes tens of seconds) or anything runs
     check_options(args.backend, args.jobs, args.scheduler, args.cell_timeout,
-                  MAX_RUNS if args.max_runs is None else args.max_runs)
+                  MAX_RUNS if args.max_runs is None else args.max_runs, args.executor)
     if args.backend == "local":
         from equiv.batch.grid import load_grid
         from equiv.batch.packing import choose_packing
@@ -133,6 +133,7 @@ def _run(args: argparse.Namespace, slurm: dict):
         cell_timeout=args.cell_timeout,
         progress=not args.no_progress,
         max_runs=args.max_runs,
+        executor=args.executor,
     )
 
 
@@ -185,6 +186,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``run``, ``status`` and ``results`` to the ``equiv`` command line."""
     from equiv.batch.grid import MAX_RUNS
+    from equiv.batch.execute import EXECUTORS
     from equiv.batch.runner import BACKENDS
 
     run = subparsers.add_parser(
@@ -200,6 +202,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="CPU threads per run (local backend; default: cores // jobs, or the measured best packing)")
     run.add_argument("--profile", default=None, help="profile to run (overrides the grid's 'profile' and $EQUIV_PROFILE), e.g. smoke")
     run.add_argument("--backend", choices=BACKENDS, default="local", help="where runs execute (default: local)")
+    run.add_argument("--executor", choices=tuple(EXECUTORS), default="papermill",
+                     help="how each notebook runs: 'papermill' (a Jupyter kernel, the default) or 'script' (its code "
+                          "cells in a plain Python process, for machines without Jupyter); same runs, same results")
     run.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address, for --backend dask")
     run.add_argument("--retry-failed", action="store_true", help="run failed runs again (otherwise they are left as they are)")
     run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where results go (default: ./runs)")

@@ -54,7 +54,7 @@ def publish_run(results_dir: str | os.PathLike, *, manifest: Mapping[str, Any], 
     if manifest.get("status") != "done":
         raise ValueError(f"run {manifest.get('run_id')!r} is {manifest.get('status')!r}; only done runs are committed")
     keep = ("git_commit", "git_dirty", "equiv_version", "libraries", "device", "cpu", "platform", "host", "resources",
-            "start_time", "end_time", "duration_s", "attempt", "backend")
+            "start_time", "end_time", "duration_s", "attempt", "backend", "executor")
     record: dict[str, Any] = {
         "format": COMMITTED_FORMAT,
         "run_id": manifest["run_id"],

@@ -1,4 +1,4 @@
-"""Execute one run: take its lock, run the notebook with papermill, write its manifest.
+"""Execute one run: take its lock, run the notebook (papermill, or the script executor), write its manifest.
 
 :func:`execute_task` is what every backend ends up calling, inside a process of its own (the
 worker, see :mod:`equiv.batch.worker`): it sets the kernel's environment (``EQUIV_RUN_DIR``,
@@ -18,8 +18,9 @@ Sequence, all under the run's lock (:mod:`equiv.batch.lock`), which creates the 
    ``manifest.json``, ``.lock`` and ``worker.log`` (appended to);
 3. write ``params.json`` (first attempt; planning writes nothing) and the manifest with status
    ``running`` and the attempt number;
-4. execute the notebook with papermill (parameters injected as data, never through a shell);
-   kernel start-up races (``ZMQError: Address already in use``, "Kernel died before replying to
+4. execute the notebook with the task's executor: papermill (parameters injected as data, never through a
+   shell), or the ``script`` executor of :mod:`equiv.batch.script` (no Jupyter: its code cells in a fresh
+   Python process, parameters assigned from JSON); papermill's kernel start-up races (``ZMQError: Address already in use``, "Kernel died before replying to
    kernel_info") are retried a few times;
 5. copy papermill's output atomically to ``<notebook-name>.ipynb`` and write the final manifest
    (``done`` or ``failed`` with the exception's name, message and traceback) atomically; remove
@@ -59,6 +60,8 @@ from equiv.batch.state import file_sha256, read_json, read_manifest
 __all__ = [
     "RunTask",
     "Outcome",
+    "EXECUTORS",
+    "check_executor",
     "execute_task",
     "is_kernel_startup_race",
     "error_info",
@@ -97,6 +100,7 @@ class RunTask:
     cell_timeout: int | None = None  # whole seconds per cell (papermill takes an int), None: no limit
     start_timeout: float = 60.0  # seconds for the kernel to start
     backend: str = "local"
+    executor: str = "papermill"  # one of EXECUTORS: how the notebook is executed
     resources: dict[str, str] = field(default_factory=dict)  # env vars for the run (GPU, threads)
     environment: dict[str, Any] | None = None  # provenance computed by the launcher; None: here
     results_dir: str | None = None  # commit the run there when it is done (equiv.batch.committed)
@@ -159,8 +163,15 @@ def is_kernel_startup_race(exc: BaseException) -> bool:
 
 def error_info(exc: BaseException) -> dict[str, Any]:
     """``{"type", "message", "traceback", ...}`` of a failed run (notebook errors keep the cell's traceback)."""
-    from papermill.exceptions import PapermillExecutionError
+    from equiv.batch.script import ScriptCellError
 
+    if isinstance(exc, ScriptCellError):
+        return {"type": exc.ename, "message": exc.evalue, "traceback": exc.traceback_text, "cell_index": exc.cell,
+                "exec_count": None, "where": "notebook"}
+    try:
+        from papermill.exceptions import PapermillExecutionError
+    except ImportError:  # the script executor runs without Jupyter installed
+        PapermillExecutionError = ()  # noqa: N806 - matches nothing
     if isinstance(exc, PapermillExecutionError):
         return {
             "type": exc.ename,
@@ -270,7 +281,8 @@ def _cell_seconds(notebook: Path) -> float | None:
         return None
     total = 0.0
     for cell in nb.get("cells", []):
-        d = cell.get("metadata", {}).get("papermill", {}).get("duration")
+        meta = cell.get("metadata", {})  # papermill's record of the cell, or the script executor's
+        d = meta.get("papermill", {}).get("duration", meta.get("equiv", {}).get("duration"))
         if isinstance(d, (int, float)):
             total += d
     return total
@@ -297,9 +309,28 @@ def _commit(task: RunTask, run_dir: Path, record: Mapping[str, Any]) -> None:
     publish_run(task.results_dir, manifest=record, parameters=task.parameters, metrics=metrics or {})
 
 
+def _script_execute(task: RunTask, output: Path) -> None:
+    from equiv.batch.script import script_execute
+
+    script_execute(task, output)
+
+
+#: how a run's notebook is executed: ``papermill`` (a Jupyter kernel) or ``script`` (its code cells in a plain
+#: Python process, :mod:`equiv.batch.script`); the run, its id and its results are the same either way
+EXECUTORS: dict[str, Callable[[RunTask, Path], None]] = {"papermill": _papermill_execute, "script": _script_execute}
+
+
+def check_executor(executor: str) -> None:
+    """One-line ``ValueError`` for an executor that does not exist."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"--executor {executor!r} is not allowed (allowed: {', '.join(EXECUTORS)})")
+
+
 def execute_task(task: RunTask, *, execute: Callable[[RunTask, Path], None] | None = None) -> Outcome:
-    """Execute ``task`` (see the module docstring); ``execute`` replaces papermill in tests."""
-    execute = execute or _papermill_execute
+    """Execute ``task`` (see the module docstring) with its executor (:data:`EXECUTORS`); ``execute`` replaces
+    it in tests."""
+    check_executor(task.executor)
+    execute = execute or EXECUTORS[task.executor]
     run_dir = Path(task.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = RunLock(run_dir / LOCK_FILE)
@@ -336,6 +367,7 @@ def execute_task(task: RunTask, *, execute: Callable[[RunTask, Path], None] | No
             "output_notebook": output_name,
             "profile": task.profile,
             "backend": task.backend,
+            "executor": task.executor,
             "start_time": utc_now(),
             "end_time": None,
             "duration_s": None,

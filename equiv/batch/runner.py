@@ -11,12 +11,13 @@ last and waited for (their lock decides; see :mod:`equiv.batch.execute`).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from equiv.batch.execute import Outcome, RunTask
+from equiv.batch.execute import Outcome, RunTask, check_executor
 from equiv.batch.grid import MAX_RUNS, Grid, check_max_runs, load_grid
 from equiv.batch.layout import check_can_be_folder, grid_dir
 from equiv.batch.progress import GridProgress
@@ -143,9 +144,11 @@ def dispatch(tasks: Sequence[RunTask], backend: str, *, progress: GridProgress, 
     return outcomes
 
 
-def check_options(backend: str, jobs: int | None, scheduler: str | None, cell_timeout: int | None, max_runs: int) -> None:
+def check_options(backend: str, jobs: int | None, scheduler: str | None, cell_timeout: int | None, max_runs: int,
+                  executor: str = "papermill") -> None:
     """One-line ``ValueError`` for a bad ``equiv run`` option or combination (:func:`check_backend`, ``--jobs``,
-    ``--cell-timeout``, ``--max-runs``), before anything is measured, run or written."""
+    ``--cell-timeout``, ``--max-runs``, ``--executor``), before anything is measured, run or written."""
+    check_executor(executor)
     if jobs is not None and (not is_int(jobs, numpy=False) or jobs < 1):
         raise ValueError(f"--jobs {jobs!r} is not allowed (a whole number >= 1)")
     check_backend(backend, scheduler, jobs)
@@ -168,20 +171,26 @@ def run_grid(
     progress: bool = True,
     max_runs: int | None = None,
     threads: int | None = None,
+    executor: str = "papermill",
 ) -> RunSummary:
     """Execute every run of the grid file ``grid_path`` that is not done yet; see ``equiv run --help``.
 
     ``slurm`` overrides the grid's ``slurm:`` section (keys of :class:`equiv.batch.slurm.SlurmOptions`);
     ``max_runs`` (default :data:`equiv.batch.grid.MAX_RUNS`) is the most runs the grid may have; ``threads``
     the CPU threads per run of the local backend (default ``cores // jobs``; ``equiv run`` measures the best
-    packing with :mod:`equiv.batch.packing`).
+    packing with :mod:`equiv.batch.packing`); ``executor`` how each notebook is executed
+    (:data:`equiv.batch.execute.EXECUTORS`: a Jupyter kernel through papermill, or ``script``, without Jupyter).
     Raises ``ValueError`` (one line; :class:`equiv.batch.layout.NotAFolderError` for a ``runs_dir``
     that is a file) before anything runs or is written when the grid or an option is wrong.
     """
     max_runs = MAX_RUNS if max_runs is None else max_runs
-    check_options(backend, jobs, scheduler, cell_timeout, max_runs)
+    check_options(backend, jobs, scheduler, cell_timeout, max_runs, executor)
     check_can_be_folder(runs_dir, "--runs-dir")
     grid = load_grid(grid_path, profile=profile, max_runs=max_runs)
+    if executor == "script":  # a notebook it cannot run is refused before any run starts
+        from equiv.batch.script import check_notebook
+
+        check_notebook(json.loads(Path(grid.notebook).read_text(encoding="utf-8")), grid.notebook_key)
     check_can_be_folder(grid_dir(runs_dir, grid.name), "the grid's runs folder")
     slurm_options = None
     if backend == "slurm":
@@ -193,8 +202,9 @@ def run_grid(
         slurm_options = SlurmOptions.merged(grid.slurm, overrides)
         check_available(slurm_options)
     tasks, done_before = plan_grid(grid, runs_dir, retry_failed=retry_failed)
-    if cell_timeout is not None:
-        tasks = [RunTask.from_dict({**t.to_dict(), "cell_timeout": int(cell_timeout)}) for t in tasks]
+    if cell_timeout is not None or executor != "papermill":
+        extra = {"executor": executor, **({} if cell_timeout is None else {"cell_timeout": int(cell_timeout)})}
+        tasks = [RunTask.from_dict({**t.to_dict(), **extra}) for t in tasks]
     gdir = grid_dir(runs_dir, grid.name)
     bar = GridProgress(grid.name, len(tasks), already_done=done_before, enabled=progress and bool(tasks))
     try:

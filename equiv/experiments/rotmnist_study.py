@@ -32,7 +32,7 @@ from equiv.models import build
 from equiv.reproducibility import seed_everything
 from equiv.train import fit, resolve_device
 
-__all__ = ["StudyDesign", "DESIGN", "LongArm", "LONG_ARM", "SPEC", "study_run", "regime_spec", "PILOT_SEED", "pilot"]
+__all__ = ["StudyDesign", "DESIGN", "LongArm", "LONG_ARM", "GpuArm", "GPU_ARM", "SPEC", "study_run", "regime_spec", "PILOT_SEED", "pilot"]
 
 #: the seed of the convergence pilot (never a study seed: study seeds start at 1)
 PILOT_SEED = 0
@@ -135,6 +135,32 @@ class LongArm:
 
 
 LONG_ARM = LongArm()
+
+
+@dataclass(frozen=True)
+class GpuArm:
+    """The study's GPU arm, registered on 2026-12-04 before any GPU run (the issue: "when a GPU machine is
+    available, also run the study there, with more seeds, and commit that with its device provenance").
+
+    Every regime and model of :data:`DESIGN` on its 5 folds, with :attr:`seeds_per_fold` seeds (the CPU design's
+    largest is 2), each trained :attr:`epochs` epochs: the long arm's count, fixed by its pilot's plateau rule,
+    which is also past the upright pilot's 17. Everything else is :data:`DESIGN`'s. The runs are committed apart
+    (:attr:`results`), carry their device in their provenance, and are judged by the same rules on their own,
+    beside the CPU arms, never pooled with them (a GPU's kernels round differently). The grid
+    (``experiments/rotmnist_study_gpu.yaml``) orders them seed-major, so that a partial arm holds whole
+    ``(regime, fold, seed)`` pairings for every regime; ``benchmarks/device_check.sh`` runs it without Jupyter
+    (``equiv run --executor script``) for as long as a lease allows, and reruns skip what is committed.
+    """
+
+    seeds_per_fold: int = 4
+    epochs: int = 32  #: LONG_ARM.epochs
+    results: str = "results/rotmnist_study_gpu"
+
+    def seeds(self) -> list[int]:
+        return list(range(1, self.seeds_per_fold + 1))
+
+
+GPU_ARM = GpuArm()
 
 
 
