@@ -20,9 +20,9 @@ Sequence, all under the run's lock (:mod:`equiv.batch.lock`), which creates the 
    ``running`` and the attempt number;
 4. execute the notebook with the task's executor: papermill (parameters injected as data, never through a
    shell), or the ``script`` executor of :mod:`equiv.batch.script` (no Jupyter: its code cells in a fresh
-   Python process, parameters assigned from JSON); papermill's kernel start-up races (``ZMQError: Address already in use``, "Kernel died before replying to
-   kernel_info") are retried a few times;
-5. copy papermill's output atomically to ``<notebook-name>.ipynb`` and write the final manifest
+   Python process, parameters assigned from JSON); papermill's kernel start-up races (``ZMQError: Address
+   already in use``, "Kernel died before replying to kernel_info") are retried a few times;
+5. copy the executed notebook atomically to ``<notebook-name>.ipynb`` and write the final manifest
    (``done`` or ``failed`` with the exception's name, message and traceback) atomically; remove
    the run's Jupyter runtime folder (whatever the kernel left there).
 """
