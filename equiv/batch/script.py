@@ -17,7 +17,8 @@ What it does, for the task's notebook (nbformat 4, a Python kernel):
 4. It writes the executed notebook: an ``injected-parameters`` cell after the parameters cell, each code cell's
    duration in ``metadata.equiv.duration``, and on failure an ``error`` output on the failing cell. Cells do
    not get outputs: nothing is displayed, and a cell's last expression is evaluated and dropped. What cells print
-   goes to the worker's output (the run's ``worker.log``).
+   on stdout goes to the worker's output (the run's ``worker.log``); their stderr is kept for the error message
+   when the process dies outside a cell.
 5. A failing cell fails the run with :class:`ScriptCellError`, which names the cell and the exception.
 """
 
