@@ -752,21 +752,15 @@ def study_judgements() -> pd.DataFrame:
     arm's (:func:`equiv.study.gpu_arm_judgements`, ids ``…-gpu``)."""
     from equiv import study
 
-    acc, curves = study.load_study()
-    runs = study.run_metrics(acc) if len(acc) else pd.DataFrame(columns=["regime", "model"])
-    conv = study.convergence(curves) if len(curves) else None
+    runs, conv = study.arm_tables(*study.load_study())
     try:
         reference = study.reference_metrics(ref.load_reference())
     except FileNotFoundError:  # no reference runs: the power of a failed test is unknown (never "not reproduced")
         reference = None
-    first = study.judge_all(runs, conv, reference)
-    acc, curves = study.load_long_arm()
-    long_runs = study.run_metrics(acc) if len(acc) else pd.DataFrame(columns=["regime", "model"])
-    long_conv = study.convergence(curves) if len(curves) else None
-    parts = [first, study.long_arm_judgements(long_runs, long_conv, reference)]
-    acc, curves = study.load_gpu_arm()
-    if len(acc):  # an arm nobody has run adds no rows
-        gpu_conv = study.convergence(curves) if len(curves) else None
-        parts.append(study.gpu_arm_judgements(study.run_metrics(acc), gpu_conv, reference))
+    parts = [study.judge_all(runs, conv, reference),
+             study.long_arm_judgements(*study.arm_tables(*study.load_long_arm()), reference)]
+    gpu_acc, gpu_curves = study.load_gpu_arm()
+    if len(gpu_acc):  # an arm nobody has run adds no rows
+        parts.append(study.gpu_arm_judgements(*study.arm_tables(gpu_acc, gpu_curves), reference))
     return pd.concat(parts, ignore_index=True)
 

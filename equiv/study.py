@@ -57,6 +57,7 @@ __all__ = [
     "load_study",
     "load_pilot",
     "run_metrics",
+    "arm_tables",
     "reference_metrics",
     "reference_angles",
     "paired",
@@ -211,6 +212,13 @@ def _run_metrics(run: pd.DataFrame) -> dict[str, float]:
     shifted = [round(acc[a], ACCURACY_DECIMALS) == round(acc[(a + 90.0) % 360], ACCURACY_DECIMALS) for a in acc if (a + 90.0) % 360 in acc]
     out["periodic"] = bool(shifted) and all(shifted)
     return out
+
+
+def arm_tables(accuracy: pd.DataFrame, curves: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """An arm's :func:`load_study` tables as its judges take them: ``(runs, conv)``, :func:`run_metrics` and
+    :func:`convergence`. Nothing committed gives an empty runs table (columns ``regime, model``) and ``None``."""
+    runs = run_metrics(accuracy) if len(accuracy) else pd.DataFrame(columns=["regime", "model"])
+    return runs, (convergence(curves) if len(curves) else None)
 
 
 def run_metrics(accuracy: pd.DataFrame, units: Sequence[str] = ("fold", "seed")) -> pd.DataFrame:
@@ -551,18 +559,22 @@ def choose_seeds(power_table: pd.DataFrame, regimes: Sequence[str], *, gates: Ga
 
 
 # ------------------------------------------------------------------------------------------------ page tables
+def _progress_rows(runs: pd.DataFrame, plan: Iterable[tuple[str, str, int]]) -> pd.DataFrame:
+    """Committed runs against ``plan`` (``(regime, model, planned)`` triples): the table of every arm's progress."""
+    rows = []
+    for regime, model, planned in plan:
+        done = int(((runs["regime"] == regime) & (runs["model"] == model)).sum()) if len(runs) else 0
+        rows.append({"regime": regime, "model": model, "committed": done, "planned": planned})
+    return pd.DataFrame(rows)
+
+
 def progress(runs: pd.DataFrame, design: Any = None) -> pd.DataFrame:
     """Runs committed against runs planned, per regime and model (the design's folds × seeds per fold)."""
     from equiv.experiments.rotmnist_study import DESIGN
 
     design = design or DESIGN
-    rows = []
-    for regime in design.regimes:
-        planned = design.folds * len(design.seeds(regime))
-        for model in design.models:
-            done = int(((runs["regime"] == regime) & (runs["model"] == model)).sum()) if len(runs) else 0
-            rows.append({"regime": regime, "model": model, "committed": done, "planned": planned})
-    return pd.DataFrame(rows)
+    return _progress_rows(runs, [(regime, model, design.folds * len(design.seeds(regime)))
+                                 for regime in design.regimes for model in design.models])
 
 
 def welch_report(runs: pd.DataFrame, reference_runs: pd.DataFrame | None,
@@ -716,13 +728,8 @@ def long_arm_progress(runs: pd.DataFrame, arm: Any = None) -> pd.DataFrame:
     from equiv.experiments.rotmnist_study import DESIGN, LONG_ARM
 
     arm = arm or LONG_ARM
-    rows = []
-    for regime, models in arm.models:
-        planned = DESIGN.folds * len(DESIGN.seeds(regime))
-        for model in models:
-            done = int(((runs["regime"] == regime) & (runs["model"] == model)).sum()) if len(runs) else 0
-            rows.append({"regime": regime, "model": model, "committed": done, "planned": planned})
-    return pd.DataFrame(rows)
+    return _progress_rows(runs, [(regime, model, DESIGN.folds * len(DESIGN.seeds(regime)))
+                                 for regime, models in arm.models for model in models])
 
 
 def long_arm_welch_pairs(arm: Any = None) -> tuple[tuple[str, str, str, str], ...]:
@@ -746,14 +753,8 @@ def gpu_arm_progress(runs: pd.DataFrame, arm: Any = None) -> pd.DataFrame:
     regime and model of the design."""
     from equiv.experiments.rotmnist_study import DESIGN, GPU_ARM
 
-    arm = arm or GPU_ARM
-    planned = DESIGN.folds * arm.seeds_per_fold
-    rows = []
-    for regime in DESIGN.regimes:
-        for model in DESIGN.models:
-            done = int(((runs["regime"] == regime) & (runs["model"] == model)).sum()) if len(runs) else 0
-            rows.append({"regime": regime, "model": model, "committed": done, "planned": planned})
-    return pd.DataFrame(rows)
+    planned = DESIGN.folds * (arm or GPU_ARM).seeds_per_fold
+    return _progress_rows(runs, [(regime, model, planned) for regime in DESIGN.regimes for model in DESIGN.models])
 
 
 def gpu_arm_judgements(runs: pd.DataFrame, conv: pd.DataFrame | None, reference_runs: pd.DataFrame | None = None,

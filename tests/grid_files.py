@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["write_grid"]
+__all__ = ["write_grid", "relocated_grid"]
 
 
 def write_grid(tmp_path: Path, body: dict | str, name: str = "grid.yaml") -> Path:
@@ -14,3 +14,12 @@ def write_grid(tmp_path: Path, body: dict | str, name: str = "grid.yaml") -> Pat
     path = tmp_path / name
     path.write_text(body if isinstance(body, str) else yaml.safe_dump(body, sort_keys=False))
     return path
+
+
+def relocated_grid(grid: Path, tmp_path: Path, results: Path, name: str = "grid.yaml") -> Path:
+    """The repository's grid file ``grid`` written to ``tmp_path / name`` with its notebook as an absolute path
+    and its results folder moved to ``results``, so that a test runs it without touching ``data/results``."""
+    body = yaml.safe_load(grid.read_text())
+    body["notebook"] = str(grid.parent / body["notebook"])
+    body["results"] = str(results)
+    return write_grid(tmp_path, body, name)

@@ -161,17 +161,13 @@ def test_parameter_types_read_without_papermill_agree_with_papermill(notebook):
 def test_the_study_grid_under_the_script_executor_without_jupyter_gives_papermills_numbers(tmp_path):
     """The GPU image's path (no Jupyter), on the CPU at the smoke profile: the same committed accuracies and
     validation curves, bit for bit, as the same runs executed by papermill."""
-    import yaml
-
     from equiv.batch.committed import load_committed
+    from grid_files import relocated_grid
 
-    body = yaml.safe_load((REPO / "experiments" / "rotmnist_study.yaml").read_text())
-    body["notebook"] = str(REPO / "experiments" / body["notebook"])
     results = {}
     for executor in ("papermill", "script"):
-        body["results"] = str(tmp_path / f"results-{executor}")
-        grid = tmp_path / f"study-{executor}.yaml"
-        grid.write_text(yaml.safe_dump(body, sort_keys=False))
+        grid = relocated_grid(REPO / "experiments" / "rotmnist_study.yaml", tmp_path, tmp_path / f"results-{executor}",
+                              f"study-{executor}.yaml")
         if executor == "papermill":
             summary = run_grid(grid, profile="smoke", threads=1, runs_dir=tmp_path / "runs-pm", progress=False)
             assert summary.exit_code == 0 and summary.executed == 2, summary.last_line()

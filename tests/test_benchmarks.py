@@ -105,17 +105,14 @@ def test_gpu_benchmark_runs_on_the_cpu_and_tells_exact_from_approximate(tmp_path
     import os
     import tarfile
 
-    import yaml
-
     from equiv.batch.committed import load_committed
 
     args = ("--device cpu --batch 8 --steps 2 --warmup 1 --warm-epochs 1 --warm-digits 256 --test 64 --epochs 1 "
             "--train 64")
-    body = yaml.safe_load((BENCH.parent / "experiments" / "rotmnist_study_gpu.yaml").read_text())
-    body["notebook"] = str(BENCH.parent / "experiments" / body["notebook"])
-    body["results"] = str(tmp_path / "results" / "rotmnist_study_gpu")
-    grid = tmp_path / "gpu_arm.yaml"
-    grid.write_text(yaml.safe_dump(body, sort_keys=False))
+    from grid_files import relocated_grid
+
+    grid = relocated_grid(BENCH.parent / "experiments" / "rotmnist_study_gpu.yaml", tmp_path,
+                          tmp_path / "results" / "rotmnist_study_gpu", "gpu_arm.yaml")
     out = tmp_path / "out"
     out.mkdir()
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "GPU_ARGS": args, "STUDY_SECONDS": "300",

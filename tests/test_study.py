@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from equiv.batch import load_grid
 from equiv.batch.committed import CommittedRunError, committed_ids, load_committed, publish_run, read_committed
@@ -20,6 +19,7 @@ from equiv.experiments.rotmnist_study import DESIGN, regime_spec
 from equiv.reference import load_reference
 from equiv.study import (GATES, STUDY_RULES, Gates, Rule, choose_seeds, convergence, design_power, judge_all, load_pilot,
                          load_study, paired, pilot_epochs, power, reference_metrics, run_metrics, welch_table)
+from grid_files import relocated_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 GRIDS = [ROOT / "experiments" / "rotmnist_study.yaml", ROOT / "experiments" / "rotmnist_study_biased.yaml"]
@@ -311,12 +311,7 @@ def test_committed_record_round_trip_and_tamper_detection(tmp_path: Path) -> Non
 
 def _smoke_grid(tmp_path: Path) -> Path:
     """The study grid with its notebook and results folder given as absolute paths (results under tmp_path)."""
-    body = yaml.safe_load(GRIDS[0].read_text())
-    body["notebook"] = str(ROOT / "experiments" / body["notebook"])
-    body["results"] = str(tmp_path / "results")
-    path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(body, sort_keys=False))
-    return path
+    return relocated_grid(GRIDS[0], tmp_path, tmp_path / "results", "study.yaml")
 
 
 def test_study_grid_runs_at_smoke_profile_and_resumes_from_committed_results(tmp_path: Path) -> None:

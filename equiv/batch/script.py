@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from equiv.atomic_io import atomic_write_json
+from equiv.batch.worker import die_with_parent
 
 __all__ = ["ScriptCellError", "check_notebook", "script_execute", "main"]
 
@@ -114,22 +115,6 @@ def script_execute(task: Any, output: Path) -> None:
         error_file.unlink(missing_ok=True)
 
 
-def _die_with_parent(parent: int) -> None:
-    """On Linux, have the kernel stop this process (SIGTERM) when the worker that started it dies, even by
-    SIGKILL (``prctl(PR_SET_PDEATHSIG)``), as the worker does for itself: no run trains on for nobody."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        if ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
-            return
-    except (OSError, AttributeError, ValueError):
-        return
-    if os.getppid() != parent:  # the worker died before the line above
-        raise SystemExit(128 + int(signal.SIGTERM))
-
-
 def _on_timeout(signum, frame) -> None:  # SIGALRM: raised inside the running cell
     raise TimeoutError("the cell ran longer than its --cell-timeout")
 
@@ -140,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     nb = json.loads(notebook_path.read_text(encoding="utf-8"))
     spec = json.loads(params_path.read_text(encoding="utf-8"))
     parameters, cell_timeout = spec["parameters"], spec.get("cell_timeout")
-    _die_with_parent(int(spec["parent_pid"]))
+    die_with_parent(int(spec["parent_pid"]))  # no run trains on for nobody
     if cell_timeout:
         signal.signal(signal.SIGALRM, _on_timeout)
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}

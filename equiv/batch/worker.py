@@ -31,7 +31,7 @@ from equiv.batch.lock import RunLock
 from equiv.batch.state import read_manifest
 from equiv.settings import WORKER_PARENT_ENV
 
-__all__ = ["OUTCOME_PREFIX", "WorkerProcess", "run_task_in_subprocess", "run_task_dict", "record_lost_worker", "main"]
+__all__ = ["OUTCOME_PREFIX", "WorkerProcess", "run_task_in_subprocess", "run_task_dict", "record_lost_worker", "die_with_parent", "main"]
 
 OUTCOME_PREFIX = "EQUIV-OUTCOME "
 #: the pid of the process that started the worker (set by :class:`WorkerProcess`; see :func:`_die_with_parent`)
@@ -188,14 +188,12 @@ def _redirect_output(path: Path | None, saved: tuple[int, int]) -> None:
         os.close(fd)
 
 
-def _die_with_parent() -> None:
-    """On Linux, have the kernel send this worker SIGTERM when the process that started it dies, even by SIGKILL
-    (``prctl(PR_SET_PDEATHSIG)``): the worker then unwinds papermill, which shuts the run's kernel down, and the
-    run stays *interrupted* for the next ``equiv run`` to resume, instead of training on for nobody. If that parent
-    is already gone (it died before this line), the worker stops at once. Elsewhere the worker ends at the next
-    task, when it reads EOF on its stdin."""
-    parent = os.environ.get(PARENT_ENV)
-    if not sys.platform.startswith("linux") or not parent:
+def die_with_parent(parent: int) -> None:
+    """On Linux, have the kernel send this process SIGTERM when its parent (pid ``parent``) dies, even by SIGKILL
+    (``prctl(PR_SET_PDEATHSIG)``); if that parent is already gone (it died before this call), stop at once. A
+    worker calls it for itself, and the script executor's process for its own (:mod:`equiv.batch.script`).
+    Elsewhere it does nothing."""
+    if not sys.platform.startswith("linux"):
         return
     try:
         import ctypes
@@ -205,8 +203,18 @@ def _die_with_parent() -> None:
             return
     except (OSError, AttributeError, ValueError):
         return
-    if str(os.getppid()) != parent:
+    if os.getppid() != parent:
         raise SystemExit(128 + int(signal.SIGTERM))
+
+
+def _die_with_parent() -> None:
+    """The worker stops when the process that started it dies (:func:`die_with_parent`): it then unwinds papermill,
+    which shuts the run's kernel down, and the run stays *interrupted* for the next ``equiv run`` to resume,
+    instead of training on for nobody. Elsewhere than Linux the worker ends at the next task, when it reads EOF on
+    its stdin."""
+    parent = os.environ.get(PARENT_ENV)
+    if parent:
+        die_with_parent(int(parent))
 
 
 def main() -> int:
